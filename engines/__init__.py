@@ -1,0 +1,1 @@
+"""The engine ladder (naive, static, continuous, paged) and its shared parts, plus peers."""

@@ -1,0 +1,83 @@
+"""The interface between the harness and any engine: in-repo, library peer, or HTTP.
+
+The harness drives an engine with two calls: `add_request` when a request arrives, and
+`step` while anything is unfinished. `step` does one unit of work (one forward for the
+in-repo engines; a short wait for output for engines that run on their own thread) and
+returns what it produced. The harness reads the clock after `step` returns, so the tokens
+it returns must already be on the host.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+from typing import Protocol, runtime_checkable
+
+from engines.request import Request, TokenEvent
+
+
+@dataclass
+class StepStats:
+    """What one engine step did. Counters are tokens unless named otherwise.
+
+    prefill_tokens / decode_tokens: useful tokens computed for prompts (and recomputed
+    context) / for generation. padded_tokens: pad positions computed (padded engines).
+    wasted_decode_tokens: decode tokens computed for requests that had already finished
+    (`naive`: finished rows keep computing until the batch ends). idle_slots: batch slots
+    held empty by a batch barrier while requests waited (`static`). kv_tokens_used: KV
+    positions holding real context; kv_tokens_reserved: KV positions set aside for running
+    requests (used + reserved-but-empty); kv_tokens_capacity: the cache's whole size.
+    """
+
+    start_ns: int = 0  # perf_counter_ns, absolute; the harness rebases to the run start
+    end_ns: int = 0
+    num_seqs: int = 0
+    prefill_tokens: int = 0
+    decode_tokens: int = 0
+    padded_tokens: int = 0
+    wasted_decode_tokens: int = 0
+    sampled_tokens: int = 0
+    kv_tokens_used: int = 0
+    kv_tokens_reserved: int = 0
+    kv_tokens_capacity: int = 0
+    queue_len: int = 0  # requests waiting inside the engine after this step was planned
+    running: int = 0  # requests holding KV memory after this step
+    idle_slots: int = 0
+    preemptions: int = 0
+    recomputed_tokens: int = 0  # prompt/output tokens computed again after a preemption
+    prefix_cache_hit_tokens: int = 0  # prompt tokens found in the prefix cache this step
+
+    @classmethod
+    def column_names(cls) -> list[str]:
+        return [f.name for f in fields(cls)]
+
+
+@dataclass
+class StepOutput:
+    events: list[TokenEvent] = field(default_factory=list)
+    stats: StepStats | None = None  # None for engines that cannot see their own steps
+
+
+@runtime_checkable
+class Engine(Protocol):
+    """What the harness needs from an engine. `name` is the registry name."""
+
+    name: str
+
+    def add_request(self, request: Request) -> None:
+        """Queue a request. Raises engines.request.RequestError for a request that can
+        never be served; nothing else is affected."""
+
+    def step(self) -> StepOutput:
+        """Do one unit of work; return the tokens produced and the step's counters."""
+
+    def has_unfinished(self) -> bool:
+        """True while any added request has not yet had its finished event."""
+
+    def abort(self, request_id: str) -> None:
+        """Cancel a request: its memory is freed and it ends with status "cancelled"."""
+
+    def describe(self) -> dict:
+        """Engine name, options and model, for the run manifest (JSON-serialisable)."""
+
+    def close(self) -> None:
+        """Release threads and device memory."""

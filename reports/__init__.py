@@ -1,0 +1,1 @@
+"""Result directories -> plotly figures -> one self-contained HTML file."""

@@ -1,0 +1,1 @@
+"""Workloads: synthetic generators, trace loaders and named presets -> list[Request]."""
