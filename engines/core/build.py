@@ -1,0 +1,77 @@
+"""Builds an in-repo engine: the ladder's four rungs as (policy, KV layout) pairs.
+
+    naive       NaivePolicy       + PaddedKV   (rectangle per batch)
+    static      StaticPolicy      + SlotKV     (max-length region per slot)
+    continuous  ContinuousPolicy  + SlotKV
+    paged       PagedPolicy       + PagedKV    (blocks on demand, optional prefix cache)
+"""
+
+from __future__ import annotations
+
+import gc
+
+import torch
+
+from engines.attention.select import make_attention
+from engines.core.engine import LLMEngine
+from engines.core.model_runner import ModelRunner
+from engines.core.options import EngineOptions, resolve
+from engines.core.policies.continuous import ContinuousPolicy
+from engines.core.policies.naive import NaivePolicy
+from engines.core.policies.paged import PagedPolicy
+from engines.core.policies.static import StaticPolicy
+from engines.kv.base import KVStorage, kv_bytes_per_token
+from engines.kv.padded import PaddedKV
+from engines.kv.paged import PagedKV
+from engines.kv.slots import SlotKV
+from engines.model.llama import CausalLM
+from engines.model.weights import load_weights
+from engines.request import ConfigError
+
+LADDER = {
+    "naive": (NaivePolicy, lambda o: PaddedKV(o.num_blocks, o.block_size)),
+    "static": (StaticPolicy, lambda o: SlotKV(o.num_blocks, o.block_size, o.max_model_len)),
+    "continuous": (ContinuousPolicy, lambda o: SlotKV(o.num_blocks, o.block_size, o.max_model_len)),
+    "paged": (PagedPolicy, lambda o: PagedKV(o.num_blocks, o.block_size, o.prefix_caching)),
+}
+
+
+def build_engine(
+    name: str,
+    model: str = "tiny",
+    *,
+    device: str | None = None,
+    dtype: str | None = None,
+    seed: int = 0,
+    **options,
+) -> LLMEngine:
+    if name not in LADDER:
+        raise ConfigError(f"{name!r} is not an in-repo engine; in-repo engines: {', '.join(LADDER)}")
+    opts = EngineOptions.from_kwargs(name, options)
+    if opts.prefix_caching and name != "paged":
+        raise ConfigError(f"prefix_caching needs the paged KV cache; engine {name!r} has none")
+    weights = load_weights(model, device=device, dtype=dtype, seed=seed)
+    config = weights.config
+    head_dim = getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
+    model_max_len = config.max_position_embeddings
+    resolved_max_len = opts.max_model_len or min(model_max_len, 4096)
+    # The padded rectangle's finished rows run past their own length (up to twice
+    # max_model_len): the RoPE table covers that.
+    attention = make_attention(opts.attention, weights.device, head_dim**-0.5)
+    net = CausalLM(weights, attention, max_positions=2 * resolved_max_len)
+    model_info = weights.describe()
+    weights.state_dict.clear()  # the fused copies in `net` are all that is kept
+    gc.collect()
+    if weights.device.type == "cuda":
+        torch.cuda.empty_cache()
+    per_token = kv_bytes_per_token(config.num_hidden_layers, config.num_key_value_heads, head_dim, weights.dtype)
+    resolved = resolve(opts, model_max_len=model_max_len, kv_bytes_per_token=per_token, device=weights.device)
+    resolved.attention = attention.name
+    storage = KVStorage(
+        config.num_hidden_layers, resolved.num_blocks, resolved.block_size,
+        config.num_key_value_heads, head_dim, weights.dtype, weights.device,
+    )
+    policy_cls, make_kv = LADDER[name]
+    policy = policy_cls(resolved, make_kv(resolved))
+    info = {"name": name, "kind": "in-repo", "options": resolved.describe(), "model": model_info}
+    return LLMEngine(name, policy, ModelRunner(net, storage, weights.device), config.vocab_size, info)

@@ -1,0 +1,147 @@
+"""Engine options, with defaults that fit the device, validated when the engine is built.
+
+The same options mean the same thing for every in-repo engine, so a comparison changes one
+thing at a time: the batching strategy.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+
+import torch
+
+from engines.request import ConfigError
+
+CPU_DEFAULTS = dict(max_batch=32, token_budget=512, kv_memory=1 << 30)
+GPU_DEFAULTS = dict(max_batch=256, token_budget=8192)
+GPU_KV_SHARE = 0.7  # of the memory free after weights; the rest is for activations
+DEFAULT_MAX_MODEL_LEN = 4096
+
+
+@dataclass
+class EngineOptions:
+    """What a user may set. None means "the default for this device and model".
+
+    max_batch: most sequences in one step (and rows of a padded batch).
+    token_budget: most tokens computed in one step by continuous and paged (chunked prefill:
+        longer prompts are split over steps). Must be >= max_batch.
+    block_size: KV block size in tokens.
+    kv_memory: bytes for the KV cache; kv_tokens: its size in tokens (wins over kv_memory).
+    max_model_len: longest prompt + output a request may have; continuous and static reserve
+        this much KV per running request.
+    prefix_caching: paged only: share cached prompt blocks between requests.
+    attention: "auto", "reference" (plain torch, any device), or a GPU kernel name.
+    cuda_graphs: capture decode steps in CUDA graphs (GPU only).
+    """
+
+    max_batch: int | None = None
+    token_budget: int | None = None
+    block_size: int = 16
+    kv_memory: int | None = None
+    kv_tokens: int | None = None
+    max_model_len: int | None = None
+    prefix_caching: bool = False
+    attention: str = "auto"
+    cuda_graphs: bool = True
+
+    @classmethod
+    def from_kwargs(cls, engine: str, kwargs: dict) -> "EngineOptions":
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(kwargs) - known)
+        if unknown:
+            raise ConfigError(f"engine {engine!r}: unknown options {unknown}; known: {sorted(known)}")
+        return cls(**kwargs)
+
+
+@dataclass
+class ResolvedOptions:
+    """EngineOptions with every default filled in for one device and model."""
+
+    max_batch: int
+    token_budget: int
+    block_size: int
+    num_blocks: int
+    max_model_len: int
+    prefix_caching: bool
+    attention: str
+    cuda_graphs: bool
+    kv_bytes_per_token: int
+
+    @property
+    def kv_tokens(self) -> int:
+        return self.num_blocks * self.block_size
+
+    def describe(self) -> dict:
+        d = asdict(self)
+        d["kv_tokens"] = self.kv_tokens
+        d["kv_memory"] = self.kv_tokens * self.kv_bytes_per_token
+        return d
+
+
+def _positive(name: str, value) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise ConfigError(f"option {name} must be a positive integer, got {value!r}")
+
+
+def resolve(
+    opts: EngineOptions,
+    *,
+    model_max_len: int,
+    kv_bytes_per_token: int,
+    device: torch.device,
+) -> ResolvedOptions:
+    """Fill in defaults. On a GPU, call it with the model's weights already in place: the
+    default KV cache takes a share of the memory still free."""
+    defaults = CPU_DEFAULTS if device.type == "cpu" else GPU_DEFAULTS
+    max_batch = opts.max_batch or defaults["max_batch"]
+    token_budget = opts.token_budget or max(defaults["token_budget"], max_batch)
+    max_model_len = opts.max_model_len or min(model_max_len, DEFAULT_MAX_MODEL_LEN)
+    for name, value in [
+        ("max_batch", max_batch),
+        ("token_budget", token_budget),
+        ("block_size", opts.block_size),
+        ("max_model_len", max_model_len),
+    ]:
+        _positive(name, value)
+    if token_budget < max_batch:
+        raise ConfigError(
+            f"token_budget ({token_budget}) must be >= max_batch ({max_batch}): every running "
+            "request needs one token per decode step"
+        )
+    if max_model_len > model_max_len:
+        raise ConfigError(
+            f"max_model_len {max_model_len} exceeds the model's max_position_embeddings {model_max_len}"
+        )
+
+    if opts.kv_tokens is not None:
+        _positive("kv_tokens", opts.kv_tokens)
+        kv_tokens = opts.kv_tokens
+    elif opts.kv_memory is not None:
+        _positive("kv_memory", opts.kv_memory)
+        kv_tokens = opts.kv_memory // kv_bytes_per_token
+    elif device.type == "cpu":
+        kv_tokens = min(defaults["kv_memory"] // kv_bytes_per_token, max_batch * max_model_len)
+    else:
+        free, _total = torch.cuda.mem_get_info(device)
+        kv_tokens = int(free * GPU_KV_SHARE) // kv_bytes_per_token
+    num_blocks = kv_tokens // opts.block_size
+    if num_blocks * opts.block_size < max_model_len:
+        raise ConfigError(
+            f"KV cache of {kv_tokens} tokens ({kv_tokens * kv_bytes_per_token / 2**20:.1f} MiB) "
+            f"is too small for even one request of max_model_len={max_model_len}: give more "
+            "kv_memory / kv_tokens or a smaller max_model_len"
+        )
+    attention = opts.attention
+    if attention == "auto":
+        attention = "reference" if device.type == "cpu" else "triton"
+    return ResolvedOptions(
+        max_batch=max_batch,
+        token_budget=token_budget,
+        block_size=opts.block_size,
+        num_blocks=num_blocks,
+        max_model_len=max_model_len,
+        prefix_caching=bool(opts.prefix_caching),
+        attention=attention,
+        cuda_graphs=bool(opts.cuda_graphs) and device.type == "cuda",
+        kv_bytes_per_token=kv_bytes_per_token,
+    )

@@ -1,0 +1,78 @@
+"""Continuous batching over a paged KV cache.
+
+The schedule of continuous batching, but memory is taken a block at a time as tokens arrive,
+so short requests hold little and many more run at once. When the pool runs dry, the newest
+running request is preempted: its blocks are returned and it goes back to the front of the
+queue, to be recomputed from its prompt and the tokens it already produced (vLLM's recompute
+preemption). With prefix caching, a new request first shares the cached blocks its prompt
+starts with.
+
+Waste it shows: only the partly filled last block of each request (and recomputation after
+preemptions, counted separately).
+"""
+
+from __future__ import annotations
+
+from engines.core.plan import Chunk, StepPlan
+from engines.core.policies.base import Policy
+from engines.core.sequence import Sequence, Status
+from engines.kv.paged import PagedKV
+
+
+class PagedPolicy(Policy):
+    name = "paged"
+    kv: PagedKV
+
+    def schedule(self) -> StepPlan:
+        budget = self.options.token_budget
+        plan = StepPlan()
+        decodes = [s for s in self.running if s.num_uncomputed == 1]
+        prefills = [s for s in self.running if s.num_uncomputed > 1]
+        for seq in decodes + prefills:
+            if seq.status is not Status.RUNNING:
+                continue  # preempted earlier in this loop
+            n = min(seq.num_uncomputed, budget)
+            if n == 0:
+                continue
+            while not self.kv.reserve(seq, seq.cache_len + n):
+                victim = max(self.running, key=lambda s: s.order)
+                budget += self._preempt(victim, plan)
+                if victim is seq:
+                    break
+            if seq.status is Status.RUNNING:
+                plan.chunks.append(Chunk(seq, n))
+                budget -= n
+        if not plan.preempted:  # memory is short: let the preempted ones back in first
+            self._admit(plan, budget)
+        return plan
+
+    def _admit(self, plan: StepPlan, budget: int) -> None:
+        while self.waiting and budget > 0 and len(self.running) < self.options.max_batch:
+            seq = self.waiting[0]
+            hit = self.kv.match_prefix(seq)
+            seq.num_computed = seq.cache_len = hit
+            n = min(seq.num_uncomputed, budget)
+            if not self.kv.reserve(seq, seq.cache_len + n):
+                self.kv.free(seq)  # give back the shared prefix blocks too
+                seq.num_computed = seq.cache_len = 0
+                break
+            self.waiting.popleft()
+            self._start(seq)
+            plan.prefix_hit_tokens += hit
+            plan.chunks.append(Chunk(seq, n))
+            budget -= n
+
+    def _preempt(self, seq: Sequence, plan: StepPlan) -> int:
+        """Return seq's memory and queue it for recompute; give back its budget if it had
+        already been given a chunk this step."""
+        refund = 0
+        for chunk in [c for c in plan.chunks if c.seq is seq]:
+            plan.chunks.remove(chunk)
+            refund += chunk.num_tokens
+        self.running.remove(seq)
+        self.kv.free(seq)
+        seq.num_computed = seq.cache_len = 0
+        seq.status = Status.WAITING
+        self.waiting.appendleft(seq)
+        plan.preempted.append(seq)
+        return refund

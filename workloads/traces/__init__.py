@@ -1,0 +1,1 @@
+"""Trace loaders: real request traces (arrival times and lengths) replayed as Drafts."""
