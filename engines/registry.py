@@ -52,6 +52,11 @@ ENGINES: dict[str, EngineEntry] = {
         "peer",
         "transformers' own continuous batching (ContinuousBatchingManager)",
     ),
+    "openai": EngineEntry(
+        "engines.peers.openai_http:build_engine",
+        "peer",
+        "any OpenAI-compatible server over HTTP (options: url, served_model, api_key, timeout)",
+    ),
     "mock": EngineEntry(
         "engines.mock_build:build_engine",
         "test",

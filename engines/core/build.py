@@ -15,7 +15,7 @@ import torch
 from engines.attention.select import make_attention
 from engines.core.engine import LLMEngine
 from engines.core.model_runner import ModelRunner
-from engines.core.options import EngineOptions, resolve
+from engines.core.options import EngineOptions, default_max_model_len, resolve
 from engines.core.policies.continuous import ContinuousPolicy
 from engines.core.policies.naive import NaivePolicy
 from engines.core.policies.paged import PagedPolicy
@@ -54,11 +54,11 @@ def build_engine(
     config = weights.config
     head_dim = getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
     model_max_len = config.max_position_embeddings
-    resolved_max_len = opts.max_model_len or min(model_max_len, 4096)
     # The padded rectangle's finished rows run past their own length (up to twice
     # max_model_len): the RoPE table covers that.
+    max_positions = 2 * default_max_model_len(opts, model_max_len)
     attention = make_attention(opts.attention, weights.device, head_dim**-0.5)
-    net = CausalLM(weights, attention, max_positions=2 * resolved_max_len)
+    net = CausalLM(weights, attention, max_positions=max_positions)
     model_info = weights.describe()
     weights.state_dict.clear()  # the fused copies in `net` are all that is kept
     gc.collect()

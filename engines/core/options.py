@@ -78,6 +78,12 @@ class ResolvedOptions:
         return d
 
 
+def default_max_model_len(opts: EngineOptions, model_max_len: int) -> int:
+    """The model's own limit, capped at DEFAULT_MAX_MODEL_LEN: engines that reserve KV per
+    request for the longest allowed sequence would otherwise reserve 128k tokens each."""
+    return opts.max_model_len or min(model_max_len, DEFAULT_MAX_MODEL_LEN)
+
+
 def _positive(name: str, value) -> None:
     if not isinstance(value, int) or isinstance(value, bool) or value < 1:
         raise ConfigError(f"option {name} must be a positive integer, got {value!r}")
@@ -95,7 +101,7 @@ def resolve(
     defaults = CPU_DEFAULTS if device.type == "cpu" else GPU_DEFAULTS
     max_batch = opts.max_batch or defaults["max_batch"]
     token_budget = opts.token_budget or max(defaults["token_budget"], max_batch)
-    max_model_len = opts.max_model_len or min(model_max_len, DEFAULT_MAX_MODEL_LEN)
+    max_model_len = default_max_model_len(opts, model_max_len)
     for name, value in [
         ("max_batch", max_batch),
         ("token_budget", token_budget),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from collections import defaultdict
 
 import torch
 from transformers import AutoModelForCausalLM
@@ -56,7 +57,7 @@ def hf_generate(hf, requests: list[Request]) -> dict[str, list[int]]:
 def drive(engine, requests: list[Request], add_every: int = 0, check=True):
     """Run requests to completion. add_every > 0 hands a new request over every that many
     steps (requests arriving while others run). Returns (tokens by id, statuses, stats)."""
-    tokens = {r.id: [] for r in requests}
+    tokens = defaultdict(list, {r.id: [] for r in requests})
     status = {}
     stats = []
     pending = list(requests)

@@ -3,6 +3,8 @@ nothing joins it until then (the batch barrier)."""
 
 from __future__ import annotations
 
+from abc import abstractmethod
+
 from engines.core.plan import StepPlan
 from engines.core.policies.base import Policy
 from engines.core.sequence import Sequence
@@ -31,11 +33,17 @@ class BatchBarrierPolicy(Policy):
     def _capacity(self) -> int:
         return self.options.max_batch
 
-    def _form_batch(self) -> list[Sequence]: ...
+    @abstractmethod
+    def _form_batch(self) -> list[Sequence]:
+        """Take waiting requests into a new batch and give them KV memory."""
 
-    def _prefill(self, batch: list[Sequence]) -> StepPlan: ...
+    @abstractmethod
+    def _prefill(self, batch: list[Sequence]) -> StepPlan:
+        """The batch's first step: all its prompts."""
 
-    def _decode(self) -> StepPlan: ...
+    @abstractmethod
+    def _decode(self) -> StepPlan:
+        """Every later step: one token per member still computing."""
 
     def _occupied(self) -> int:
         """Batch slots in use: a slot that sits empty while requests wait is an idle slot."""

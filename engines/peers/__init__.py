@@ -1,0 +1,2 @@
+"""Engines that wrap other implementations behind the Engine interface: transformers' generate
+and continuous batching, and any OpenAI-compatible HTTP server."""
