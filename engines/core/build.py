@@ -1,7 +1,7 @@
 """Builds an in-repo engine: the ladder's four rungs as (policy, KV layout) pairs.
 
-    naive       NaivePolicy       + PaddedKV   (rectangle per batch)
-    static      StaticPolicy      + SlotKV     (max-length region per slot)
+    naive       NaivePolicy       + PaddedKV   (rectangle per batch, left-padded)
+    static      StaticPolicy      + PaddedKV   (rectangle per batch, ragged compute)
     continuous  ContinuousPolicy  + SlotKV
     paged       PagedPolicy       + PagedKV    (blocks on demand, optional prefix cache)
 """
@@ -30,7 +30,7 @@ from engines.request import ConfigError
 
 LADDER = {
     "naive": (NaivePolicy, lambda o: PaddedKV(o.num_blocks, o.block_size)),
-    "static": (StaticPolicy, lambda o: SlotKV(o.num_blocks, o.block_size, o.max_model_len)),
+    "static": (StaticPolicy, lambda o: PaddedKV(o.num_blocks, o.block_size)),
     "continuous": (ContinuousPolicy, lambda o: SlotKV(o.num_blocks, o.block_size, o.max_model_len)),
     "paged": (PagedPolicy, lambda o: PagedKV(o.num_blocks, o.block_size, o.prefix_caching)),
 }

@@ -1,4 +1,4 @@
-"""The padded rectangle of naive batching: B rows x W columns for the whole batch, with
+"""The rectangle of batch-barrier engines: B rows x W columns for the whole batch, with
 W = longest prompt + largest max_new_tokens in the batch (what `generate` allocates for a
 left-padded batch). Rows are contiguous runs of blocks; the rectangle lives until the batch's
 last request finishes."""

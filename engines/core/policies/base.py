@@ -44,9 +44,13 @@ class Policy(ABC):
 
     def finish(self, seq: Sequence) -> None:
         """seq has produced its last token (or was aborted while running)."""
-        seq.status = Status.FINISHED
+        self._mark_finished(seq)
         self.running.remove(seq)
         self.kv.free(seq)
+
+    @staticmethod
+    def _mark_finished(seq: Sequence) -> None:
+        seq.status = Status.FINISHED
 
     def abort(self, seq: Sequence) -> None:
         if seq.status is Status.WAITING:
