@@ -5,6 +5,11 @@ from __future__ import annotations
 import pytest
 import torch
 
+if not torch.cuda.is_available():
+    from tests.triton_interpreter import enable
+
+    enable()
+
 
 def pytest_collection_modifyitems(config, items):
     if torch.cuda.is_available():

@@ -1,5 +1,5 @@
 """One contiguous region per slot, reserved for the longest sequence the engine allows
-(static and continuous batching). Simple and fast, and wasteful: a 20-token request holds
+(continuous batching). Simple and fast, and wasteful: a 20-token request holds
 max_model_len entries, which caps how many requests fit at once."""
 
 from __future__ import annotations

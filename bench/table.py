@@ -1,0 +1,119 @@
+"""The terminal table of a comparison: one row per run, units in the headers.
+
+Failure counts sit next to the latency numbers (METRICS.md): a run that dropped requests is
+never shown as a clean run, and a run that did not complete says so beside its name.
+"""
+
+from __future__ import annotations
+
+import math
+
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from bench.results import RunResult
+
+# (header, how to get the value from a summary, how to show it)
+COLUMNS = [
+    ("ok", ("counts", "ok"), "int"),
+    ("error", ("counts", "error"), "int"),
+    ("timeout", ("counts", "timeout"), "int"),
+    ("rejected", ("counts", "rejected"), "int"),
+    ("out tok/s", ("output_tok_per_s",), "rate"),
+    ("total tok/s", ("total_tok_per_s",), "rate"),
+    ("TTFT p50 ms", ("ttft_ms", "p50"), "ms"),
+    ("TTFT p99 ms", ("ttft_ms", "p99"), "ms"),
+    ("TPOT p50 ms", ("tpot_ms", "p50"), "ms"),
+    ("TPOT p99 ms", ("tpot_ms", "p99"), "ms"),
+    ("E2E p50 ms", ("e2e_ms", "p50"), "ms"),
+    ("pad eff %", ("engine", "padding_efficiency"), "pct"),
+    ("preempt", ("engine", "preemptions"), "int"),
+    ("roofline %", ("roofline", "efficiency"), "pct"),
+]
+
+
+def _get(summary: dict, path: tuple[str, ...]):
+    value = summary
+    for key in path:
+        if not isinstance(value, dict):
+            return None
+        value = value.get(key)
+    return value
+
+
+def _show(value, kind: str) -> str:
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return "-"
+    if kind == "int":
+        return f"{int(value):,}"
+    if kind == "pct":
+        return f"{100 * value:.1f}"
+    if kind == "rate":
+        return f"{value:,.0f}" if abs(value) >= 100 else f"{value:.1f}"
+    return f"{value:,.1f}" if abs(value) >= 10 else f"{value:.2f}"  # ms
+
+
+def run_name(run: RunResult) -> str:
+    status = run.manifest.get("run", {}).get("status", "complete")
+    return run.label if status == "complete" else f"{run.label} [{status}]"
+
+
+def table_rows(runs: list[RunResult]) -> list[dict[str, str]]:
+    """The table as plain strings, header -> cell (what the terminal shows)."""
+    rows = []
+    for run in runs:
+        row = {"run": run_name(run), "workload": run.manifest.get("workload", {}).get("name", "?")}
+        sweep = run.manifest.get("sweep")
+        if sweep:
+            row["workload"] += f" {sweep['variable']}={sweep['value']:g}"
+        for header, path, kind in COLUMNS:
+            row[header] = _show(_get(run.summary, path), kind)
+        rows.append(row)
+    return rows
+
+
+def _wide_table(rows: list[dict[str, str]], title: str | None) -> Table:
+    table = Table(title=title, header_style="bold")
+    for i, header in enumerate(rows[0]):
+        table.add_column(header, justify="left" if i < 2 else "right", no_wrap=i >= 2)
+    for row in rows:
+        table.add_row(*(Text(v) for v in row.values()))  # Text: a label's [..] is not markup
+    return table
+
+
+def _tall_table(rows: list[dict[str, str]], title: str | None) -> Table:
+    """Metrics down, runs across: what fits a narrow terminal when there are few runs."""
+    table = Table(title=title, header_style="bold")
+    table.add_column("metric")
+    for row in rows:
+        table.add_column(Text(f"{row['run']}\n{row['workload']}"), justify="right", overflow="fold")
+    for header in list(rows[0])[2:]:
+        table.add_row(header, *(Text(row[header]) for row in rows))
+    return table
+
+
+def _wide_width(rows: list[dict[str, str]]) -> int:
+    # each column: its longest word of header or cell, plus borders and padding
+    return sum(
+        max(max(len(w) for w in header.split()), *(len(r[header]) for r in rows)) + 3
+        for header in rows[0]
+    )
+
+
+def results_table(runs: list[RunResult], title: str | None = None, width: int = 200) -> Table:
+    """One row per run when it fits in `width` columns, else one column per run."""
+    rows = table_rows(runs)
+    if not rows:
+        return Table(title=title)
+    return _wide_table(rows, title) if _wide_width(rows) <= width else _tall_table(rows, title)
+
+
+def print_table(runs: list[RunResult], console: Console | None = None, title: str | None = None) -> None:
+    console = console or Console()
+    console.print(results_table(runs, title, width=console.width))
+
+
+def say(console: Console, text: str) -> None:
+    """One line as is: no markup, no highlighting, no wrapping (paths stay copyable)."""
+    console.print(text, markup=False, highlight=False, soft_wrap=True)

@@ -1,0 +1,194 @@
+"""Paged attention for packed batches, in Triton: prefill chunks and decode alike.
+
+One program computes one tile of query tokens of one sequence against one KV head. The
+query heads that share that KV head (grouped-query attention) are folded into the tile's
+rows, so K and V are read once per group, straight from the cache pages through the block
+table: no gather into a new tensor, whatever the layout (padded rectangle, slot, paged).
+Causality is bottom-right aligned on cache indices (a chunk's queries sit at the end of its
+sequence's keys), pads before key_start are masked (a pad query sees only itself), and a
+sliding window is a further mask. Softmax is online (flash attention), in float32.
+
+Work is described by a host-built tile list (sequence, first query token), so the grid has
+no data-dependent shape: a decode step's launch can be captured in a CUDA graph.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import triton
+import triton.language as tl
+
+from engines.attention.metadata import AttentionMetadata
+
+
+@triton.jit
+def _paged_attention_kernel(
+    q_ptr, k_cache_ptr, v_cache_ptr, out_ptr,
+    block_tables_ptr, seq_lens_ptr, query_start_ptr, key_start_ptr,
+    tile_seq_ptr, tile_qstart_ptr,
+    scale_log2, window,
+    stride_qt, stride_qh,
+    stride_kb, stride_ks, stride_kh,
+    stride_ot, stride_oh,
+    stride_bt,
+    BLOCK_SIZE: tl.constexpr,  # KV page size (tokens)
+    GROUP: tl.constexpr,  # query heads per KV head
+    BLOCK_Q: tl.constexpr,  # query tokens per tile
+    BLOCK_N: tl.constexpr,  # keys per iteration
+    HEAD_DIM: tl.constexpr,
+    PRECISION: tl.constexpr,  # "ieee" keeps float32 exact (no TF32); ignored for bf16
+):
+    tile = tl.program_id(0)
+    kv_head = tl.program_id(1)
+    seq = tl.load(tile_seq_ptr + tile)
+    q_first = tl.load(tile_qstart_ptr + tile)  # packed index of the tile's first query token
+    seq_q_start = tl.load(query_start_ptr + seq)
+    seq_q_end = tl.load(query_start_ptr + seq + 1)
+    seq_len = tl.load(seq_lens_ptr + seq)
+    key_start = tl.load(key_start_ptr + seq)
+
+    BLOCK_M: tl.constexpr = BLOCK_Q * GROUP
+    rows = tl.arange(0, BLOCK_M)
+    token = q_first + rows // GROUP  # [M] packed token index
+    head = kv_head * GROUP + rows % GROUP  # [M] query head
+    row_ok = token < seq_q_end
+    # cache index of each query: the chunk's queries are the last entries of the sequence
+    cache_idx = seq_len - (seq_q_end - seq_q_start) + (token - seq_q_start)
+
+    d = tl.arange(0, HEAD_DIM)
+    q = tl.load(
+        q_ptr + token[:, None] * stride_qt + head[:, None] * stride_qh + d[None, :],
+        mask=row_ok[:, None], other=0.0,
+    )
+
+    m_i = tl.full([BLOCK_M], -1.0e30, dtype=tl.float32)
+    l_i = tl.zeros([BLOCK_M], dtype=tl.float32)
+    acc = tl.zeros([BLOCK_M, HEAD_DIM], dtype=tl.float32)
+
+    # keys this tile needs: up to its last query's cache index (and, with a window, from its
+    # first query's window start)
+    offset = seq_len - (seq_q_end - seq_q_start) - seq_q_start  # cache index = token + offset
+    last = tl.minimum(q_first + BLOCK_Q, seq_q_end) + offset
+    first = 0
+    if window > 0:
+        first = tl.maximum(q_first + offset - window + 1, 0)
+        first = (first // BLOCK_N) * BLOCK_N
+    for start in range(first, last, BLOCK_N):
+        j = start + tl.arange(0, BLOCK_N)  # [N] cache indices
+        j_ok = j < last
+        page = tl.load(block_tables_ptr + seq * stride_bt + j // BLOCK_SIZE, mask=j_ok, other=0)
+        slot_off = page.to(tl.int64) * stride_kb + (j % BLOCK_SIZE) * stride_ks + kv_head * stride_kh
+        k = tl.load(k_cache_ptr + slot_off[:, None] + d[None, :], mask=j_ok[:, None], other=0.0)
+        v = tl.load(v_cache_ptr + slot_off[:, None] + d[None, :], mask=j_ok[:, None], other=0.0)
+
+        s = tl.dot(q, tl.trans(k), input_precision=PRECISION) * scale_log2  # [M, N], log2 domain
+        c = cache_idx[:, None]
+        jj = j[None, :]
+        ok = (jj <= c) & ((jj >= key_start) | (jj == c)) & j_ok[None, :] & row_ok[:, None]
+        if window > 0:
+            ok = ok & (jj > c - window)
+        s = tl.where(ok, s, float("-inf"))
+
+        m_new = tl.maximum(m_i, tl.max(s, 1))
+        p = tl.exp2(s - m_new[:, None])
+        alpha = tl.exp2(m_i - m_new)
+        l_i = l_i * alpha + tl.sum(p, 1)
+        acc = acc * alpha[:, None] + tl.dot(p.to(v.dtype), v, input_precision=PRECISION)
+        m_i = m_new
+
+    out = acc / tl.where(l_i > 0, l_i, 1.0)[:, None]
+    tl.store(
+        out_ptr + token[:, None] * stride_ot + head[:, None] * stride_oh + d[None, :],
+        out.to(out_ptr.dtype.element_ty),
+        mask=row_ok[:, None],
+    )
+
+
+@dataclass
+class TileList:
+    """The work of one launch: (sequence, first packed query token) per program."""
+
+    seq: torch.Tensor  # [P] int32
+    qstart: torch.Tensor  # [P] int32
+    block_q: int
+
+    @property
+    def size(self) -> int:
+        return int(self.seq.shape[0])
+
+
+def tiles(query_lens: list[int], rows: list[int], block_q: int, device) -> TileList:
+    """Tiles of block_q query tokens covering the given sequences."""
+    starts = np.concatenate([[0], np.cumsum(query_lens)])
+    seq, qstart = [], []
+    for i in rows:
+        for first in range(int(starts[i]), int(starts[i + 1]), block_q):
+            seq.append(i)
+            qstart.append(first)
+    as_tensor = lambda x: torch.tensor(x, dtype=torch.int32, device=device)  # noqa: E731
+    return TileList(as_tensor(seq), as_tensor(qstart), block_q)
+
+
+@dataclass
+class _Plan:
+    decode: TileList | None
+    prefill: TileList | None
+
+
+def _block_q(group: int, target_rows: int) -> int:
+    """Query tokens per tile so that the tile has at least target_rows rows (tl.dot needs 16)."""
+    return max(1, target_rows // group)
+
+
+class TritonPagedAttention:
+    name = "triton"
+
+    def __init__(self, scale: float, num_heads: int, num_kv_heads: int, head_dim: int):
+        if head_dim & (head_dim - 1):
+            raise ValueError(f"the Triton attention needs a power-of-two head_dim, got {head_dim}")
+        self.scale = scale
+        self.group = num_heads // num_kv_heads
+        self.num_kv_heads = num_kv_heads
+        self.head_dim = head_dim
+        self.decode_block_q = _block_q(self.group, 16)
+        self.prefill_block_q = _block_q(self.group, 64)
+
+    def prepare(self, meta: AttentionMetadata) -> _Plan:
+        device = meta.seq_lens.device
+        qlens = meta.query_lens
+        decode_rows = [i for i, q in enumerate(qlens) if q == 1]
+        prefill_rows = [i for i, q in enumerate(qlens) if q > 1]
+        return _Plan(
+            decode=tiles(qlens, decode_rows, self.decode_block_q, device) if decode_rows else None,
+            prefill=tiles(qlens, prefill_rows, self.prefill_block_q, device) if prefill_rows else None,
+        )
+
+    def decode_plan(self, num_seqs: int, device) -> _Plan:
+        """A static plan for a decode-only batch of num_seqs sequences (CUDA graphs)."""
+        return _Plan(decode=tiles([1] * num_seqs, list(range(num_seqs)), self.decode_block_q, device), prefill=None)
+
+    def __call__(self, q, k, v, k_cache, v_cache, meta: AttentionMetadata, plan: _Plan, window=None):
+        kv_heads, head_dim = k_cache.shape[2], k_cache.shape[3]
+        k_cache.view(-1, kv_heads, head_dim).index_copy_(0, meta.slot_mapping, k)
+        v_cache.view(-1, kv_heads, head_dim).index_copy_(0, meta.slot_mapping, v)
+        out = torch.empty_like(q)
+        for work, block_n in ((plan.decode, 64), (plan.prefill, 64)):
+            if work is None or work.size == 0:
+                continue
+            _paged_attention_kernel[(work.size, self.num_kv_heads)](
+                q, k_cache, v_cache, out,
+                meta.block_tables, meta.seq_lens, meta.query_start, meta.key_start,
+                work.seq, work.qstart,
+                self.scale * 1.4426950408889634, window or 0,
+                q.stride(0), q.stride(1),
+                k_cache.stride(0), k_cache.stride(1), k_cache.stride(2),
+                out.stride(0), out.stride(1),
+                meta.block_tables.stride(0),
+                BLOCK_SIZE=k_cache.shape[1], GROUP=self.group, BLOCK_Q=work.block_q,
+                BLOCK_N=block_n, HEAD_DIM=head_dim,
+                PRECISION="ieee" if q.dtype == torch.float32 else "tf32",
+            )
+        return out
