@@ -13,6 +13,7 @@ import gc
 import torch
 
 from engines.attention.select import make_attention
+from engines.core.cuda_graphs import DecodeGraphs
 from engines.core.engine import LLMEngine
 from engines.core.model_runner import ModelRunner
 from engines.core.options import EngineOptions, default_max_model_len, resolve
@@ -57,7 +58,10 @@ def build_engine(
     # The padded rectangle's finished rows run past their own length (up to twice
     # max_model_len): the RoPE table covers that.
     max_positions = 2 * default_max_model_len(opts, model_max_len)
-    attention = make_attention(opts.attention, weights.device, head_dim**-0.5)
+    attention = make_attention(
+        opts.attention, weights.device, num_heads=config.num_attention_heads,
+        num_kv_heads=config.num_key_value_heads, head_dim=head_dim,
+    )
     net = CausalLM(weights, attention, max_positions=max_positions)
     model_info = weights.describe()
     weights.state_dict.clear()  # the fused copies in `net` are all that is kept
@@ -73,5 +77,12 @@ def build_engine(
     )
     policy_cls, make_kv = LADDER[name]
     policy = policy_cls(resolved, make_kv(resolved))
+    graphs = None
+    if resolved.cuda_graphs and attention.name == "triton":
+        # a padded row may be twice max_model_len long (see max_positions above)
+        max_blocks = -(-max_positions // resolved.block_size)
+        graphs = DecodeGraphs(net, storage, resolved.max_batch, max_blocks, weights.device)
+    else:
+        resolved.cuda_graphs = False
     info = {"name": name, "kind": "in-repo", "options": resolved.describe(), "model": model_info}
-    return LLMEngine(name, policy, ModelRunner(net, storage, weights.device), config.vocab_size, info)
+    return LLMEngine(name, policy, ModelRunner(net, storage, weights.device, graphs), config.vocab_size, info)

@@ -52,9 +52,8 @@ class LLMEngine:
         plan = self.policy.schedule()
         counts = _count(plan)
         if not plan.is_empty:
-            batch = self.runner.build(plan)
-            tokens = self.runner.execute(batch)
-            events += self._apply(plan, batch.sample_chunks, tokens)
+            sampled, tokens = self.runner.run(plan)
+            events += self._apply(plan, sampled, tokens)
         self.policy.after_step()
         stats = StepStats(
             start_ns=start,

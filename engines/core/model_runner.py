@@ -18,6 +18,7 @@ from engines.kv.base import KVStorage
 from engines.model.llama import CausalLM
 
 PAD_TOKEN_ID = 0  # what a pad position feeds; its output is masked from every real token
+MAX_FORWARD_TOKENS = 16384  # a larger step (a padded batch's prefill) runs as several forwards
 
 
 @dataclass
@@ -44,12 +45,44 @@ def _chunk_tokens(chunk: Chunk) -> tuple[list[int], np.ndarray, int]:
     return ids, positions, start
 
 
+def split_chunks(chunks: list[Chunk], max_tokens: int) -> list[list[Chunk]]:
+    """Consecutive groups of at most max_tokens computed positions (a chunk is never cut:
+    a group holds at least one). Sequences are independent, so running the groups one after
+    the other computes exactly what one forward would, in bounded activation memory."""
+    groups, current, size = [], [], 0
+    for chunk in chunks:
+        if current and size + chunk.num_entries > max_tokens:
+            groups.append(current)
+            current, size = [], 0
+        current.append(chunk)
+        size += chunk.num_entries
+    if current:
+        groups.append(current)
+    return groups
+
+
 class ModelRunner:
-    def __init__(self, model: CausalLM, storage: KVStorage, device: torch.device):
+    def __init__(self, model: CausalLM, storage: KVStorage, device: torch.device, graphs=None):
         self.model = model
         self.storage = storage
         self.device = device
         self.block_size = storage.block_size
+        self.graphs = graphs  # engines.core.cuda_graphs.DecodeGraphs, or None
+
+    def run(self, plan: StepPlan) -> tuple[list[Chunk], list[int]]:
+        """Execute a plan: (the chunks that sampled, their tokens), tokens on the host."""
+        if self.graphs is not None and self.graphs.fits(plan.chunks):
+            sampled = [c for c in plan.chunks if c.samples]
+            assert len(sampled) == len(plan.chunks)  # a decode chunk always samples
+            logits = self.graphs.run(plan.chunks)
+            batch = SamplingBatch.build([c.seq.request.sampling for c in sampled], [c.seq.num_output for c in sampled], self.device)
+            return sampled, sample(logits, batch).tolist()
+        sampled, tokens = [], []
+        for group in split_chunks(plan.chunks, MAX_FORWARD_TOKENS):
+            batch = self.build(StepPlan(chunks=group))
+            sampled += batch.sample_chunks
+            tokens += self.execute(batch)
+        return sampled, tokens
 
     def build(self, plan: StepPlan) -> Batch:
         ids: list[int] = []

@@ -137,9 +137,6 @@ def resolve(
             f"is too small for even one request of max_model_len={max_model_len}: give more "
             "kv_memory / kv_tokens or a smaller max_model_len"
         )
-    attention = opts.attention
-    if attention == "auto":
-        attention = "reference" if device.type == "cpu" else "triton"
     return ResolvedOptions(
         max_batch=max_batch,
         token_budget=token_budget,
@@ -147,7 +144,7 @@ def resolve(
         num_blocks=num_blocks,
         max_model_len=max_model_len,
         prefix_caching=bool(opts.prefix_caching),
-        attention=attention,
+        attention=opts.attention,
         cuda_graphs=bool(opts.cuda_graphs) and device.type == "cuda",
         kv_bytes_per_token=kv_bytes_per_token,
     )

@@ -21,17 +21,19 @@ def kv_bytes_per_token(num_layers: int, kv_heads: int, head_dim: int, dtype: tor
 
 
 class KVStorage:
-    """The physical cache: one (K, V) pair of [num_blocks, block_size, kv_heads, head_dim]
-    tensors per layer."""
+    """The physical cache: one (K, V) pair of [num_blocks + 1, block_size, kv_heads,
+    head_dim] tensors per layer. The extra last block is scratch that no manager hands out:
+    padding rows of a CUDA-graph batch write there and read from there."""
 
     def __init__(self, num_layers, num_blocks, block_size, kv_heads, head_dim, dtype, device):
-        shape = (num_blocks, block_size, kv_heads, head_dim)
+        shape = (num_blocks + 1, block_size, kv_heads, head_dim)
         self.layers = [
             (torch.zeros(shape, dtype=dtype, device=device), torch.zeros(shape, dtype=dtype, device=device))
             for _ in range(num_layers)
         ]
         self.num_blocks = num_blocks
         self.block_size = block_size
+        self.scratch_block = num_blocks
 
 
 class KVManager(ABC):

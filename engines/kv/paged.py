@@ -48,6 +48,7 @@ class PagedKV(KVManager):
         self._free: OrderedDict[int, None] = OrderedDict((i, None) for i in range(num_blocks))
         self._cached: dict[bytes, int] = {}  # block hash -> block id
         self._holders: dict[str, Sequence] = {}
+        self._extra_refs = 0  # sum over shared blocks of (ref_count - 1): O(1) accounting
 
     # -- allocation ---------------------------------------------------------------------
 
@@ -79,6 +80,8 @@ class PagedKV(KVManager):
         # that other requests are more likely to share.
         for block_id in reversed(seq.block_table):
             block = self._blocks[block_id]
+            if block.ref_count > 1:
+                self._extra_refs -= 1
             block.ref_count -= 1
             if block.ref_count == 0:
                 self._free[block_id] = None
@@ -109,6 +112,8 @@ class PagedKV(KVManager):
             block = self._blocks[block_id]
             if block.ref_count == 0:
                 del self._free[block_id]
+            else:
+                self._extra_refs += 1
             block.ref_count += 1
             seq.block_table.append(block_id)
             seq.block_hashes.append(h)
@@ -135,8 +140,7 @@ class PagedKV(KVManager):
     def used_tokens(self) -> int:
         """Real context entries, counting a block shared by several sequences once."""
         per_seq = sum(s.num_computed for s in self._holders.values())
-        shared = sum((b.ref_count - 1) * self.block_size for b in self._blocks if b.ref_count > 1)
-        return per_seq - shared
+        return per_seq - self._extra_refs * self.block_size
 
     def reserved_tokens(self) -> int:
         return (self.num_blocks - len(self._free)) * self.block_size
@@ -157,4 +161,5 @@ class PagedKV(KVManager):
                 assert block.hash == chained_hash(*block.key), f"block {block.id} hash rewritten"
                 assert len(block.key[1]) == self.block_size, "only full blocks are cached"
         assert len(self._free) + sum(1 for b in self._blocks if b.ref_count > 0) == self.num_blocks
+        assert self._extra_refs == sum(b.ref_count - 1 for b in self._blocks if b.ref_count > 1)
         assert all(self._blocks[i].hash == h for h, i in self._cached.items()), "stale hash index"

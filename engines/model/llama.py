@@ -153,8 +153,11 @@ class CausalLM(nn.Module):
         positions: torch.Tensor,  # [T]
         kv_caches: list[tuple[torch.Tensor, torch.Tensor]],
         meta: AttentionMetadata,
+        plan=None,
     ) -> torch.Tensor:
-        plan = self.attention.prepare(meta)
+        """plan: the attention backend's per-step plan, when made in advance (CUDA graphs)."""
+        if plan is None:
+            plan = self.attention.prepare(meta)
         x = F.embedding(input_ids, self.embed)
         for layer, kv in zip(self.layers, kv_caches):
             x = layer(x, self.rotary, positions, kv, meta, self.attention, plan)

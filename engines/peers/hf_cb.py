@@ -52,7 +52,7 @@ CB_FIELDS = {
 }
 OPTIONS = {
     "use_cuda_graph": Option(bool, "capture CUDA graphs for the varlen and decode paths (default: transformers decides)"),
-    "max_batch_tokens": Option(int, "most tokens in one forward (default: from memory on GPU, 512 on CPU)", minimum=1),
+    "max_batch_tokens": Option(int, "most tokens in one forward (default: transformers' 8192 on GPU, 512 on CPU)", minimum=1),
     "num_blocks": Option(int, "KV cache size in blocks (default: ~90% of free GPU memory; 16384 tokens on CPU)", minimum=1),
     "block_size": Option(int, "tokens per KV cache block (page_size in transformers >= 5.17; default 256)", minimum=4),
     "max_requests_per_batch": Option(int, "most requests in one forward", minimum=1),
@@ -206,6 +206,11 @@ def build_engine(
     weights = load_weights(model, device=device, dtype=dtype, seed=seed)
     cb_kwargs = cb_config_kwargs(opts, cb_class, on_cpu=weights.device.type == "cpu")
     model_max_len = weights.config.max_position_embeddings
+    wanted = opts.get("max_model_len")
+    if wanted is not None and wanted > model_max_len:
+        raise ConfigError(
+            f"engine {name!r}: max_model_len={wanted} exceeds the model's max_position_embeddings={model_max_len}"
+        )
     model_info = weights.describe()
     hf = build_hf_model(weights, opts.get("attn_implementation") or "sdpa")
     # eos -1 is transformers' "no end-of-sequence"; requests bring their own stop ids.
@@ -219,11 +224,10 @@ def build_engine(
         raise ConfigError(f"transformers' continuous batching cannot run here ({weights.device}): {type(e).__name__}: {e}") from e
     options_out = resolved_options(manager)
     cache_tokens = options_out["cache_tokens"]
-    wanted = opts.get("max_model_len")
-    if wanted is not None and wanted > min(model_max_len, cache_tokens):
+    if wanted is not None and wanted > cache_tokens:
         raise ConfigError(
-            f"engine {name!r}: max_model_len={wanted} exceeds the model's max_position_embeddings "
-            f"({model_max_len}) or the KV cache ({cache_tokens} tokens)"
+            f"engine {name!r}: max_model_len={wanted} exceeds the KV cache ({cache_tokens} tokens; "
+            "raise num_blocks or block_size)"
         )
     max_model_len = wanted or min(model_max_len, DEFAULT_MAX_MODEL_LEN, cache_tokens)
     options_out["max_model_len"] = max_model_len

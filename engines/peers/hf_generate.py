@@ -122,6 +122,8 @@ class HFGenerateEngine(ThreadedEngine):
             return batch
 
     def _work(self) -> None:
+        if self.device.type == "cuda" and self.device.index is not None:
+            torch.cuda.set_device(self.device)  # the current device is per thread
         while not self.stopping.is_set():
             batch = self._take_batch()
             if batch:

@@ -101,8 +101,8 @@ class ThreadedEngine:
         # Read the worker's state before draining: whatever it emitted before failing or
         # exiting is then surely in the queue, and is returned ahead of the error.
         failure = self._failure
-        if failure is None and not self._thread.is_alive() and not self._closed:
-            failure = f"{self.name} worker thread exited unexpectedly"
+        if failure is None and not self._thread.is_alive():
+            failure = f"engine {self.name!r} is closed" if self._closed else f"{self.name} worker thread exited unexpectedly"
         raw = self._cancelled
         self._cancelled = []
         try:
@@ -127,10 +127,10 @@ class ThreadedEngine:
     def _merge(self, raw: list[TokenEvent]) -> dict[str, TokenEvent]:
         """One event per request: a request's tokens from several library steps that arrived
         within one poll are returned together. Events of requests that already ended
-        (aborted, or failed) are dropped."""
+        (aborted, or failed) are dropped, and so are events that carry nothing."""
         merged: dict[str, TokenEvent] = {}
         for ev in raw:
-            if ev.request_id not in self._unfinished:
+            if ev.request_id not in self._unfinished or not (ev.token_ids or ev.finished):
                 continue
             seen = merged.get(ev.request_id)
             if seen is None:
