@@ -51,18 +51,18 @@ CB_FIELDS = {
     "scheduler": ("scheduler_type", "scheduler"),
 }
 OPTIONS = {
-    "use_cuda_graph": Option(bool, "capture CUDA graphs for the varlen and decode paths (default: transformers decides)"),
-    "max_batch_tokens": Option(int, "most tokens in one forward (default: transformers' 8192 on GPU, 512 on CPU)", minimum=1),
-    "num_blocks": Option(int, "KV cache size in blocks (default: ~90% of free GPU memory; 16384 tokens on CPU)", minimum=1),
-    "block_size": Option(int, "tokens per KV cache block (page_size in transformers >= 5.17; default 256)", minimum=4),
+    "use_cuda_graph": Option(bool, "CUDA graphs for the varlen and decode paths (default: transformers decides)"),
+    "max_batch_tokens": Option(int, "most tokens in one forward (default 8192 on GPU, 512 on CPU)", minimum=1),
+    "num_blocks": Option(int, "KV cache blocks (default ~90% of free GPU memory; 16384 tokens on CPU)", minimum=1),
+    "block_size": Option(int, "tokens per KV block (page_size in transformers >= 5.17; default 256)", minimum=4),
     "max_requests_per_batch": Option(int, "most requests in one forward", minimum=1),
-    "default_compile_level": Option(int, "torch.compile level 0-3 for both paths (0: off)", minimum=0, choices=(0, 1, 2, 3)),
+    "default_compile_level": Option(int, "torch.compile level for both paths, 0 (off) to 3", choices=(0, 1, 2, 3)),
     "use_async_batching": Option(bool, "double-buffered batches (default: on with CUDA graphs and no mask)"),
-    "max_memory_percent": Option(float, "share of free device memory for the cache when num_blocks is unset", minimum=0.0),
+    "max_memory_percent": Option(float, "share of free memory for the cache when num_blocks is unset", minimum=0.0),
     "allow_block_sharing": Option(bool, "prefix sharing between requests (default true)"),
     "scheduler": Option(str, "transformers scheduler: fifo or prefill_first"),
-    "attn_implementation": Option(str, "attention the model is built with (default sdpa; transformers may switch it)"),
-    "max_model_len": Option(int, "longest prompt + output accepted (default min(model's, 4096, cache size))", minimum=2),
+    "attn_implementation": Option(str, "attention to build the model with (default sdpa; transformers may switch)"),
+    "max_model_len": Option(int, "longest prompt + output (default min(model's, 4096, cache size))", minimum=2),
 }
 
 
@@ -221,7 +221,9 @@ def build_engine(
         )
         manager.warmup()  # sizes the cache (and captures graphs / compiles) before any timing
     except (ValueError, RuntimeError, MemoryError, NotImplementedError) as e:
-        raise ConfigError(f"transformers' continuous batching cannot run here ({weights.device}): {type(e).__name__}: {e}") from e
+        raise ConfigError(
+            f"transformers' continuous batching cannot run here ({weights.device}): {type(e).__name__}: {e}"
+        ) from e
     options_out = resolved_options(manager)
     cache_tokens = options_out["cache_tokens"]
     if wanted is not None and wanted > cache_tokens:
@@ -232,4 +234,6 @@ def build_engine(
     max_model_len = wanted or min(model_max_len, DEFAULT_MAX_MODEL_LEN, cache_tokens)
     options_out["max_model_len"] = max_model_len
     manager.start()
-    return HFContinuousBatchingEngine(hf, manager, max_model_len=max_model_len, options=options_out, model_info=model_info)
+    return HFContinuousBatchingEngine(
+        hf, manager, max_model_len=max_model_len, options=options_out, model_info=model_info
+    )

@@ -178,6 +178,7 @@ def build_engine(
         "max_batch": max_batch,
         "attn_implementation": hf.config._attn_implementation,
         "max_model_len": max_model_len,
-        "batching": "left-padded generate() batches of one sampling setting, run to the longest request",
     }
-    return HFGenerateEngine(hf, max_batch=max_batch, max_model_len=max_model_len, options=resolved, model_info=model_info)
+    return HFGenerateEngine(
+        hf, max_batch=max_batch, max_model_len=max_model_len, options=resolved, model_info=model_info
+    )

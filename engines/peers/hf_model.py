@@ -22,7 +22,9 @@ def build_hf_model(weights: ModelWeights, attn_implementation: str | None = "sdp
         with torch.device("meta"):
             model = AutoModelForCausalLM.from_config(weights.config, **kwargs)
     except (ValueError, ImportError) as e:
-        raise ConfigError(f"transformers cannot build {weights.name!r} with attn_implementation={attn_implementation!r}: {e}") from e
+        raise ConfigError(
+            f"transformers cannot build {weights.name!r} with attn_implementation={attn_implementation!r}: {e}"
+        ) from e
     missing, unexpected = model.load_state_dict(weights.state_dict, strict=False, assign=True)
     tied = bool(getattr(weights.config, "tie_word_embeddings", False))
     allowed_missing = {"lm_head.weight"} if tied else set()

@@ -102,7 +102,8 @@ class ThreadedEngine:
         # exiting is then surely in the queue, and is returned ahead of the error.
         failure = self._failure
         if failure is None and not self._thread.is_alive():
-            failure = f"engine {self.name!r} is closed" if self._closed else f"{self.name} worker thread exited unexpectedly"
+            closed = f"engine {self.name!r} is closed"
+            failure = closed if self._closed else f"{self.name} worker thread exited unexpectedly"
         raw = self._cancelled
         self._cancelled = []
         try:

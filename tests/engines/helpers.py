@@ -35,11 +35,11 @@ def hf_model(model: str, seed: int = 0):
     return hf.eval()
 
 
-def hf_generate(hf, requests: list[Request]) -> dict[str, list[int]]:
+def hf_generate(hf, requests: list[Request], device: str = "cpu") -> dict[str, list[int]]:
     """Greedy `generate`, one request at a time, end-of-sequence ignored."""
     out = {}
     for r in requests:
-        ids = torch.tensor([r.prompt_ids])
+        ids = torch.tensor([r.prompt_ids], device=device)
         with torch.no_grad():
             seq = hf.generate(
                 ids,

@@ -73,3 +73,24 @@ def test_triton_equals_reference(heads, kv_heads, dim, block, pads, window):
         assert torch.equal(k_cache, kc2) and torch.equal(v_cache, vc2), "K/V written differently"
         err = (got - want).norm() / want.norm()
         assert err < 1e-5, f"relative error {err:.2e}"
+
+
+def test_engines_with_triton_attention_and_static_decode_buffers_equal_generate():
+    """The whole engine on the Triton kernel, decode steps through the CUDA-graph runner's
+    static buffers (run eagerly here: no GPU), against transformers."""
+    from engines.core.cuda_graphs import DecodeGraphs
+    from engines.registry import create_engine
+    from tests.engines.helpers import drive, hf_generate, hf_model, random_requests
+
+    requests = random_requests(5, seed=2, vocab=2048, prompt=(2, 40), output=(1, 12), prefix=(0.5, 20))
+    expected = hf_generate(hf_model("tiny"), requests)
+    configs = [("naive", {}), ("static", {}), ("continuous", dict(token_budget=16, max_batch=8)),
+               ("paged", dict(block_size=4, prefix_caching=True, max_batch=3))]
+    for name, options in configs:
+        engine = create_engine(name, model="tiny", device=DEVICE, attention="triton", **options)
+        runner = engine.runner
+        if runner.graphs is None:  # on a CPU: the graph runner's buffers, without capture
+            opts = engine.policy.options
+            runner.graphs = DecodeGraphs(runner.model, runner.storage, opts.max_batch, 2 * opts.max_model_len // opts.block_size, runner.device, capture=False)
+        tokens, status, _ = drive(engine, requests, add_every=1)
+        assert {r.id: tokens[r.id] for r in requests} == expected, name

@@ -173,6 +173,9 @@ def test_close_interrupts_joins_then_releases():
     assert engine.calls == ["interrupt alive=True", "release alive=False"]
     engine.close()  # idempotent
     assert len(engine.calls) == 2
+    # a request cut off by close() still ends, so a harness loop draining it cannot hang
+    _, status, errors, _ = run(engine)
+    assert status == {"slow": "error"} and "closed" in errors["slow"]
     assert not any(t.name == "scripted-worker" for t in threading.enumerate())
 
 

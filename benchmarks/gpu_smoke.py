@@ -1,0 +1,107 @@
+"""Development check on a GPU: raw engine throughput on anchor-a, and where a step's time goes.
+
+    python benchmarks/gpu_smoke.py --models llama-1b,llama-8b --engines paged,continuous --profile
+
+Not the published table (that is `bench table`, with the harness's metrics): this drives the
+engine directly, to see the step-time split while developing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import time
+import traceback
+
+import torch
+
+from engines.registry import create_engine
+from workloads import build_workload
+
+
+def run(name: str, model: str, options: dict) -> dict:
+    t0 = time.perf_counter()
+    engine = create_engine(name, model=model, **options)
+    build_s = time.perf_counter() - t0
+    cfg = engine.describe()["model"]["config"]
+    work = build_workload("anchor-a", vocab_size=cfg["vocab_size"], max_model_len=options.get("max_model_len", 1536))
+    for r in work.requests:
+        engine.add_request(r)
+    torch.cuda.synchronize()
+    decode_ms, mixed_ms, running = [], [], 0
+    tokens = 0
+    t0 = time.perf_counter()
+    while engine.has_unfinished():
+        out = engine.step()
+        tokens += sum(len(e.token_ids) for e in out.events)
+        s = out.stats
+        ms = (s.end_ns - s.start_ns) / 1e6
+        (decode_ms if s.prefill_tokens == 0 else mixed_ms).append(ms)
+        running = max(running, s.running)
+    dt = time.perf_counter() - t0
+    engine.close()
+    del engine
+    gc.collect()
+    torch.cuda.empty_cache()
+    return dict(
+        engine=name, model=model, build_s=round(build_s, 1), run_s=round(dt, 2), out_tok_s=round(tokens / dt),
+        steps=len(decode_ms) + len(mixed_ms), decode_steps=len(decode_ms),
+        decode_ms_avg=round(sum(decode_ms) / max(1, len(decode_ms)), 2),
+        mixed_steps=len(mixed_ms), mixed_ms_sum=round(sum(mixed_ms)), peak_running=running,
+    )
+
+
+def profile(model: str, options: dict, steps: int = 30) -> None:
+    engine = create_engine("paged", model=model, **options)
+    cfg = engine.describe()["model"]["config"]
+    work = build_workload("anchor-a", vocab_size=cfg["vocab_size"], max_model_len=1536)
+    for r in work.requests:
+        engine.add_request(r)
+    for _ in range(40):  # past the first prefill steps
+        engine.step()
+    from torch.profiler import ProfilerActivity, profile as torch_profile
+
+    with torch_profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
+        for _ in range(steps):
+            engine.step()
+    print(f"== profile: paged {model}, {steps} steps after 40 ==")
+    print(prof.key_averages().table(sort_by="cuda_time_total", row_limit=14, max_name_column_width=60))
+    print(prof.key_averages().table(sort_by="cpu_time_total", row_limit=8, max_name_column_width=60))
+    engine.close()
+    gc.collect()
+    torch.cuda.empty_cache()
+
+
+def main() -> None:
+    p = argparse.ArgumentParser()
+    p.add_argument("--models", default="llama-1b")
+    p.add_argument("--engines", default="paged")
+    p.add_argument("--kv-memory", type=float, default=None, help="GiB")
+    p.add_argument("--profile", action="store_true")
+    p.add_argument("--cuda-graphs", default="true")
+    args = p.parse_args()
+    options = dict(max_model_len=1536, cuda_graphs=args.cuda_graphs == "true")
+    if args.kv_memory:
+        options["kv_memory"] = int(args.kv_memory * 2**30)
+    print(torch.__version__, torch.cuda.get_device_name(), flush=True)
+    rows = []
+    for model in args.models.split(","):
+        for name in args.engines.split(","):
+            try:
+                rows.append(run(name, model, options))
+                print(rows[-1], flush=True)
+            except Exception:
+                traceback.print_exc()
+        if args.profile:
+            try:
+                profile(model, options)
+            except Exception:
+                traceback.print_exc()
+    keys = list(rows[0]) if rows else []
+    print("\t".join(keys))
+    for r in rows:
+        print("\t".join(str(r[k]) for k in keys))
+
+
+if __name__ == "__main__":
+    main()
