@@ -21,6 +21,7 @@ COMMANDS = [
     "bench.commands.serve",
     "bench.commands.load",
     "bench.commands.baseline",
+    "bench.commands.table",
 ]
 
 EXIT_BAD_INPUT, EXIT_INTERRUPTED = 2, 130

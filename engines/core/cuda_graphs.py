@@ -41,7 +41,9 @@ class DecodeGraphs:
         self.key_start = torch.zeros(n, **i32)
         self.query_start = torch.arange(n + 1, **i32)
         self.block_tables = torch.full((n, max_blocks), self.scratch, **i32)
-        self.graphs: dict[int, tuple[torch.cuda.CUDAGraph, torch.Tensor]] = {}
+        # bucket -> (graph, its logits output, and the metadata and attention plan whose
+        # tensors the graph reads: they must outlive it)
+        self.graphs: dict[int, tuple] = {}
         self.device = device
         self.capture = capture
         if capture:
@@ -72,7 +74,7 @@ class DecodeGraphs:
             graph = torch.cuda.CUDAGraph()
             with torch.cuda.graph(graph, pool=pool):
                 logits = self._forward(b, meta, plan)
-            self.graphs[b] = (graph, logits)
+            self.graphs[b] = (graph, logits, meta, plan)
         torch.cuda.synchronize(device)
 
     def fits(self, chunks: list[Chunk]) -> bool:
@@ -107,6 +109,6 @@ class DecodeGraphs:
         self.block_tables[:b].copy_(torch.from_numpy(tables))
         if not self.capture:
             return self._forward(b, self._meta(b), self.model.attention.decode_plan(b, self.device))[:n]
-        graph, logits = self.graphs[b]
+        graph, logits, _meta, _plan = self.graphs[b]
         graph.replay()
         return logits[:n]

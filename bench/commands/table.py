@@ -1,0 +1,60 @@
+"""`bench table`: the GPU table, engines x model shapes on one workload, in one command."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from bench.commands.options import add_run_options, byte_size, positive_int, split_specs
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "table",
+        help="engines x model shapes on one workload (default: the H200 table on anchor-a)",
+        description="Run every engine on the workload for each model shape, each run in a fresh "
+        "process, then print one table (output tok/s, TTFT and TPOT p50/p99, roofline "
+        "efficiency, GPU utilisation, output agreement, speed-up over hf-cb) and write "
+        "OUT/report.html. The in-repo engines share --kv-memory and --max-model-len.",
+    )
+    p.add_argument("--models", nargs="+", action="extend", metavar="MODEL", help="model presets or checkpoints (default: llama-1b llama-8b)")
+    p.add_argument("--engines", nargs="+", action="extend", metavar="SPEC", help="engine specs (default: the four in-repo engines, hf-generate, hf-cb, hf-cb:use_cuda_graph=true)")
+    p.add_argument("--workload", default="anchor-a", help="workload spec (default: anchor-a)")
+    p.add_argument("--kv-memory", type=byte_size, default=None, help="KV cache bytes for every in-repo engine, e.g. 24GiB (default: the engine's own)")
+    p.add_argument("--max-model-len", type=positive_int, default=1536, help="max_model_len of the in-repo engines (default 1536: anchor-a's longest request)")
+    p.add_argument("--out", type=Path, required=True, help="output folder")
+    p.add_argument("--no-isolate", action="store_true", help="run every engine in this process")
+    p.add_argument("--device", default=None)
+    p.add_argument("--dtype", default=None)
+    p.add_argument("--seed", type=int, default=0)
+    add_run_options(p)
+    p.set_defaults(func=main)
+
+
+def main(args: argparse.Namespace) -> int:
+    from bench.gpu_table import DEFAULT_ENGINES, DEFAULT_MODELS, run_table
+    from bench.metrics import SLO
+    from bench.session import RunOptions
+
+    slo = SLO(ttft_ms=args.slo_ttft_ms, tpot_ms=args.slo_tpot_ms, e2e_ms=args.slo_e2e_ms)
+    options = RunOptions(  # no engine options here: the shared ones go to in-repo engines only
+        device=args.device, dtype=args.dtype, seed=args.seed, workload_seed=args.workload_seed,
+        slo=slo if slo.given else None, timeout_s=args.timeout_s, keep_token_ids=args.keep_token_ids,
+        progress=args.progress, warmup_requests=args.warmup_requests, roofline=args.roofline,
+        sampler_interval_s=args.sampler_interval_s,
+    )
+    shared = {"max_model_len": args.max_model_len}
+    if args.kv_memory:
+        shared["kv_memory"] = args.kv_memory
+    runs, interrupted = run_table(
+        split_specs(args.models) if args.models else DEFAULT_MODELS,
+        split_specs(args.engines) if args.engines else DEFAULT_ENGINES,
+        args.workload,
+        args.out,
+        options,
+        in_repo_options=shared,
+        isolate=not args.no_isolate,
+    )
+    if interrupted:
+        return 130
+    return 1 if any(r.manifest["run"]["status"] != "complete" for r in runs) else 0
