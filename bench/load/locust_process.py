@@ -34,7 +34,7 @@ from bench.load.plan import ENDPOINT, LoadPlan
 from bench.load.stream_client import StreamClient
 from bench.records import RequestRecord
 
-START_LEAD_S = 0.05  # local: from "all users ready" to the start
+START_LEAD_S = 0.3  # local: from "all users ready" to the start (users claim and go to sleep meanwhile)
 MASTER_LEAD_S = 0.5  # distributed: the start message must reach every worker first
 CONNECT_TIMEOUT_S = 60.0  # workers connecting, users opening their connections
 END_MARGIN_S = 30.0

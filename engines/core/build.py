@@ -62,7 +62,8 @@ def build_engine(
         opts.attention, weights.device, num_heads=config.num_attention_heads,
         num_kv_heads=config.num_key_value_heads, head_dim=head_dim,
     )
-    net = CausalLM(weights, attention, max_positions=max_positions)
+    # the fused Triton elementwise kernels go with the Triton attention (the GPU path)
+    net = CausalLM(weights, attention, max_positions=max_positions, fused=attention.name == "triton")
     model_info = weights.describe()
     weights.state_dict.clear()  # the fused copies in `net` are all that is kept
     gc.collect()

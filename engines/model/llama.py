@@ -21,17 +21,53 @@ from engines.attention.metadata import AttentionMetadata
 from engines.model.weights import ModelWeights
 
 
+class TorchOps:
+    """The layer's elementwise steps in plain torch, in transformers' op order."""
+
+    @staticmethod
+    def add_rms_norm(x, weight, eps, residual=None):
+        """RMSNorm of (residual + x) -> (normed, residual + x)."""
+        if residual is not None:
+            x = residual + x
+        dtype = x.dtype
+        h = x.float()
+        h = h * torch.rsqrt(h.pow(2).mean(-1, keepdim=True) + eps)
+        return weight * h.to(dtype), x
+
+    @staticmethod
+    def rotary(x, positions, cos, sin):
+        """x [T, heads, D] rotated at each token's position."""
+        cos = cos[positions][:, None, :]
+        sin = sin[positions][:, None, :]
+        half = x.shape[-1] // 2
+        rotated = torch.cat((-x[..., half:], x[..., :half]), dim=-1)
+        return x * cos + rotated * sin
+
+    @staticmethod
+    def silu_mul(gate_up):
+        gate, up = gate_up.chunk(2, dim=-1)
+        return F.silu(gate) * up
+
+
+class FusedOps:
+    """The same steps as single Triton kernels (engines.model.fused), for the GPU."""
+
+    def __init__(self):
+        from engines.model import fused
+
+        self.add_rms_norm = fused.add_rms_norm
+        self.rotary = fused.rotary_
+        self.silu_mul = fused.silu_mul
+
+
 class RMSNorm(nn.Module):
     def __init__(self, weight: torch.Tensor, eps: float):
         super().__init__()
         self.weight = nn.Parameter(weight, requires_grad=False)
         self.eps = eps
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        dtype = x.dtype
-        x = x.float()
-        x = x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.eps)
-        return self.weight * x.to(dtype)
+    def forward(self, x: torch.Tensor, ops=TorchOps, residual=None):
+        return ops.add_rms_norm(x, self.weight, self.eps, residual)
 
 
 def _hf_inv_freq(config) -> tuple[torch.Tensor, float]:
@@ -44,7 +80,7 @@ def _hf_inv_freq(config) -> tuple[torch.Tensor, float]:
 
 
 class Rotary(nn.Module):
-    """cos/sin tables for positions [0, max_positions), looked up by position."""
+    """cos/sin tables [max_positions, D] (the half-dim frequencies twice, as transformers)."""
 
     def __init__(self, config, max_positions: int, dtype, device):
         super().__init__()
@@ -54,14 +90,6 @@ class Rotary(nn.Module):
         emb = torch.cat((freqs, freqs), dim=-1)
         self.register_buffer("cos", (emb.cos() * scaling).to(dtype=dtype, device=device), persistent=False)
         self.register_buffer("sin", (emb.sin() * scaling).to(dtype=dtype, device=device), persistent=False)
-
-    def forward(self, x: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
-        """x [T, heads, D] -> x rotated at each token's position."""
-        cos = self.cos[positions][:, None, :]
-        sin = self.sin[positions][:, None, :]
-        half = x.shape[-1] // 2
-        rotated = torch.cat((-x[..., half:], x[..., :half]), dim=-1)
-        return x * cos + rotated * sin
 
 
 class DecoderLayer(nn.Module):
@@ -96,25 +124,24 @@ class DecoderLayer(nn.Module):
         self.q_size = self.num_heads * self.head_dim
         self.kv_size = self.num_kv_heads * self.head_dim
 
-    def forward(self, x, rotary, positions, kv_cache, meta, attention, plan):
-        # x [T, hidden]
-        residual = x
-        h = self.input_layernorm(x)
+    def forward(self, x, residual, rotary, positions, kv_cache, meta, attention, plan, ops):
+        """x [T, hidden] is the last sublayer's output, not yet added to `residual` (None
+        for the first layer): each add is fused into the norm that follows it."""
+        h, residual = self.input_layernorm(x, ops, residual)
         qkv = F.linear(h, self.qkv_weight, self.qkv_bias)
         q, k, v = qkv.split([self.q_size, self.kv_size, self.kv_size], dim=-1)
-        q = q.reshape(-1, self.num_heads, self.head_dim)  # [T, H, D]
-        k = k.reshape(-1, self.num_kv_heads, self.head_dim)  # [T, Hkv, D]
-        v = v.reshape(-1, self.num_kv_heads, self.head_dim)
+        q = q.view(-1, self.num_heads, self.head_dim)  # [T, H, D]
+        k = k.view(-1, self.num_kv_heads, self.head_dim)  # [T, Hkv, D]
+        v = v.view(-1, self.num_kv_heads, self.head_dim)
         if self.q_norm is not None:
-            q, k = self.q_norm(q), self.k_norm(k)
-        q, k = rotary(q, positions), rotary(k, positions)
+            q = self.q_norm(q.reshape(-1, self.head_dim), ops)[0].view(-1, self.num_heads, self.head_dim)
+            k = self.k_norm(k.reshape(-1, self.head_dim), ops)[0].view(-1, self.num_kv_heads, self.head_dim)
+        q = ops.rotary(q, positions, rotary.cos, rotary.sin)
+        k = ops.rotary(k, positions, rotary.cos, rotary.sin)
         o = attention(q, k, v, kv_cache[0], kv_cache[1], meta, plan, self.window)
         h = F.linear(o.reshape(-1, self.q_size), self.o_weight, self.o_bias)
-        x = residual + h
-        residual = x
-        h = self.post_attention_layernorm(x)
-        gate, up = F.linear(h, self.gate_up_weight).chunk(2, dim=-1)
-        return residual + F.linear(F.silu(gate) * up, self.down_weight)
+        h, residual = self.post_attention_layernorm(h, ops, residual)
+        return F.linear(ops.silu_mul(F.linear(h, self.gate_up_weight)), self.down_weight), residual
 
 
 def _layer_windows(config) -> list[int | None]:
@@ -130,11 +157,12 @@ def _layer_windows(config) -> list[int | None]:
 
 
 class CausalLM(nn.Module):
-    def __init__(self, weights: ModelWeights, attention, max_positions: int):
+    def __init__(self, weights: ModelWeights, attention, max_positions: int, fused: bool = False):
         super().__init__()
         c, w = weights.config, weights.state_dict
         self.config = c
         self.attention = attention
+        self.ops = FusedOps() if fused else TorchOps
         self.embed = nn.Parameter(w["model.embed_tokens.weight"], requires_grad=False)
         self.lm_head = self.embed if "lm_head.weight" not in w else nn.Parameter(w["lm_head.weight"], requires_grad=False)
         self.norm = RMSNorm(w["model.norm.weight"], c.rms_norm_eps)
@@ -158,10 +186,10 @@ class CausalLM(nn.Module):
         """plan: the attention backend's per-step plan, when made in advance (CUDA graphs)."""
         if plan is None:
             plan = self.attention.prepare(meta)
-        x = F.embedding(input_ids, self.embed)
+        x, residual = F.embedding(input_ids, self.embed), None
         for layer, kv in zip(self.layers, kv_caches):
-            x = layer(x, self.rotary, positions, kv, meta, self.attention, plan)
-        return self.norm(x)  # [T, hidden]
+            x, residual = layer(x, residual, self.rotary, positions, kv, meta, self.attention, plan, self.ops)
+        return self.norm(x, self.ops, residual)[0]  # [T, hidden]
 
     @torch.inference_mode()
     def logits(self, hidden: torch.Tensor) -> torch.Tensor:
