@@ -21,6 +21,7 @@ def register(subparsers) -> None:
     p.add_argument("--engines", nargs="+", action="extend", metavar="SPEC", help="engine specs (default: the four in-repo engines, hf-generate, hf-cb, hf-cb:use_cuda_graph=true)")
     p.add_argument("--workload", default="anchor-a", help="workload spec (default: anchor-a)")
     p.add_argument("--kv-memory", type=byte_size, default=None, help="KV cache bytes for every in-repo engine, e.g. 24GiB (default: the engine's own)")
+    p.add_argument("--kv-tokens", type=positive_int, default=None, help="KV cache size in tokens for every in-repo engine (wins over --kv-memory; the same for every model shape)")
     p.add_argument("--max-model-len", type=positive_int, default=1536, help="max_model_len of the in-repo engines (default 1536: anchor-a's longest request)")
     p.add_argument("--out", type=Path, required=True, help="output folder")
     p.add_argument("--no-isolate", action="store_true", help="run every engine in this process")
@@ -46,6 +47,8 @@ def main(args: argparse.Namespace) -> int:
     shared = {"max_model_len": args.max_model_len}
     if args.kv_memory:
         shared["kv_memory"] = args.kv_memory
+    if args.kv_tokens:
+        shared["kv_tokens"] = args.kv_tokens
     runs, interrupted = run_table(
         split_specs(args.models) if args.models else DEFAULT_MODELS,
         split_specs(args.engines) if args.engines else DEFAULT_ENGINES,
