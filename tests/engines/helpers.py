@@ -26,9 +26,10 @@ def random_requests(n: int, seed: int, vocab: int, prompt=(4, 100), output=(1, 4
     return out
 
 
-def hf_model(model: str, seed: int = 0):
-    """transformers' own model with the very weights our engines load."""
-    w = load_weights(model, device="cpu", dtype="float32", seed=seed)
+def hf_model(model: str, seed: int = 0, device: str = "cpu"):
+    """transformers' own model with the very weights our engines load (random weights are
+    drawn on the device: the same preset and seed give other weights on another device)."""
+    w = load_weights(model, device=device, dtype="float32", seed=seed)
     hf = AutoModelForCausalLM.from_config(w.config)
     missing, unexpected = hf.load_state_dict(w.state_dict, strict=False)
     assert not unexpected and set(missing) <= {"lm_head.weight"}

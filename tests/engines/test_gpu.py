@@ -16,7 +16,7 @@ REQUESTS = random_requests(24, seed=5, vocab=2048, prompt=(2, 200), output=(1, 6
 
 @pytest.fixture(scope="module", params=["tiny", "tiny-qwen3"])
 def reference(request):
-    hf = hf_model(request.param).to("cuda")
+    hf = hf_model(request.param, device="cuda")
     return request.param, hf, hf_generate(hf, REQUESTS, device="cuda")
 
 
