@@ -36,6 +36,10 @@ from bench.records import RequestRecord
 
 START_LEAD_S = 0.3  # local: from "all users ready" to the start (users claim and go to sleep meanwhile)
 MASTER_LEAD_S = 0.5  # distributed: the start message must reach every worker first
+# gevent runs queued callbacks (every yield is one) for up to the switch interval before it
+# looks at its timers again: at the default 5 ms, a user parsing a long stream of chunks
+# could hold a due send back by milliseconds
+SWITCH_INTERVAL_S = 0.0002
 CONNECT_TIMEOUT_S = 60.0  # workers connecting, users opening their connections
 END_MARGIN_S = 30.0
 
@@ -241,6 +245,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--master-host", default="127.0.0.1")
     p.add_argument("--master-port", type=int, default=5557)
     args = p.parse_args(argv)
+    gevent.setswitchinterval(SWITCH_INTERVAL_S)
     if args.role == "worker":
         return run_worker(args.master_host, args.master_port)
     if args.plan is None or args.out is None:

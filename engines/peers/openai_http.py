@@ -245,6 +245,9 @@ class OpenAIHttpEngine:
         for task in list(self._tasks.values()):
             task.cancel()
         self._on_loop(self._client.aclose())
+        # streams whose generators were dropped mid-way close on the loop, before it stops
+        self._on_loop(self._loop.shutdown_asyncgens())
+        self._on_loop(asyncio.sleep(0))
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(5)
         self._loop.close()
