@@ -54,7 +54,8 @@ def print_table(runs: list[RunResult], console: Console) -> None:
         model = (run.manifest.get("model") or {}).get("name") or run.manifest.get("table_model", "?")
         by_model.setdefault(model, []).append(run)
     for model, group in by_model.items():
-        peer = [r.summary.get("output_tok_per_s") for r in group if r.label == "hf-cb"]
+        engine = lambda r: r.manifest.get("table_engine", r.label)  # noqa: E731
+        peer = [r.summary.get("output_tok_per_s") for r in group if engine(r) == "hf-cb"]
         peer_rate = peer[0] if peer and peer[0] else None
         for run in group:
             s = run.summary
@@ -63,7 +64,7 @@ def print_table(runs: list[RunResult], console: Console) -> None:
             util = (s.get("device") or {}).get("utilization_pct_mean")
             agree = (s.get("consistency") or {}).get("token_agreement")
             table.add_row(
-                model, run.label, str(s["counts"]["ok"]), "–" if rate is None else f"{rate:,.0f}",
+                model, engine(run), str(s["counts"]["ok"]), "–" if rate is None else f"{rate:,.0f}",
                 _ms(s.get("ttft_ms"), "p50"), _ms(s.get("ttft_ms"), "p99"),
                 _ms(s.get("tpot_ms"), "p50"), _ms(s.get("tpot_ms"), "p99"),
                 _pct(roof), "–" if util is None else f"{util:.0f}",
@@ -91,11 +92,12 @@ def run_table(
     all_runs: list[RunResult] = []
     interrupted = False
     for model in models:
-        plan = plan_compare(specs, [workload], labels=labels)
+        # labels carry the model, so that one report over every shape tells the runs apart
+        plan = plan_compare(specs, [workload], labels=[f"{model} {label}" for label in labels])
         plan = [
-            replace(p, dir_name=f"{model}__{p.dir_name}", group=f"{model}/{p.group}",
-                    manifest_extra={**p.manifest_extra, "table_model": model})
-            for p in plan
+            replace(p, group=f"{model}/{p.group}",
+                    manifest_extra={**p.manifest_extra, "table_model": model, "table_engine": label})
+            for p, label in zip(plan, labels)
         ]
         runs, interrupted = execute(plan, model, out_dir, options, isolate=isolate, console=console)
         groups = {p.dir_name: p.group for p in plan}

@@ -1,7 +1,7 @@
 """A large run: 100,000 requests of 10-50 tokens each (3 million token times) and 200,000 engine
 steps. The report must stay a few MB (CDFs from at most 1000 quantiles, timelines of at most
 1500 bins) and take seconds. The measured time is printed (pytest -s) and quoted in
-docs/readme/reports.md; it is not asserted, since a shared CI machine's speed is not ours."""
+docs/reports.md; it is not asserted, since a shared CI machine's speed is not ours."""
 
 from __future__ import annotations
 
