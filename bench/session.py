@@ -19,6 +19,7 @@ from bench.metrics import SLO, summarize
 from bench.results import RunResult, load_run, write_run
 from bench.runner import RunRecords, run_workload
 from bench.sampler import DeviceSampler
+from engines.api import model_limits
 from engines.registry import create_engine
 from engines.request import ConfigError
 from workloads import build_workload
@@ -51,22 +52,6 @@ class RunOptions:
         out = asdict(self)
         out["slo"] = self.slo  # asdict would turn the SLO into a plain dict
         return out
-
-
-def model_limits(info: dict) -> tuple[int, int]:
-    """(vocab_size, max_model_len) of an engine, from its describe()."""
-    model = info.get("model") or {}
-    config = model.get("config") or {}
-    options = info.get("options") or {}
-    vocab = config.get("vocab_size") or options.get("vocab_size")
-    max_len = options.get("max_model_len") or config.get("max_position_embeddings")
-    if not vocab or not max_len:
-        raise ConfigError(
-            f"engine {info.get('name')!r}: describe() gives no "
-            f"{'vocab_size' if not vocab else 'max_model_len'}, so no workload can be fitted to "
-            f"it; pass it as an engine option (e.g. --engine-opt max_model_len=4096)"
-        )
-    return int(vocab), int(max_len)
 
 
 def engine_device(info: dict, requested: str | None) -> str | None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields
 from typing import Protocol, runtime_checkable
 
-from engines.request import Request, TokenEvent
+from engines.request import ConfigError, Request, TokenEvent
 
 
 @dataclass
@@ -81,3 +81,20 @@ class Engine(Protocol):
 
     def close(self) -> None:
         """Release threads and device memory."""
+
+
+def model_limits(info: dict) -> tuple[int, int]:
+    """(vocab_size, max_model_len) of an engine, from its describe(): the engine's own
+    max_model_len option wins over the model's max_position_embeddings."""
+    model = info.get("model") or {}
+    config = model.get("config") or {}
+    options = info.get("options") or {}
+    vocab = config.get("vocab_size") or options.get("vocab_size")
+    max_len = options.get("max_model_len") or config.get("max_position_embeddings")
+    if not vocab or not max_len:
+        raise ConfigError(
+            f"engine {info.get('name')!r}: describe() gives no "
+            f"{'vocab_size' if not vocab else 'max_model_len'}; pass it as an engine option "
+            f"(e.g. --engine-opt max_model_len=4096)"
+        )
+    return int(vocab), int(max_len)

@@ -27,7 +27,7 @@ from bench.serve.metrics import ServerMetrics
 from bench.serve.protocol import ApiError, GenerationRequest, check_context, invalid, parse_chat, parse_completion, parse_json
 from bench.serve.responses import ResponseShape
 from bench.serve.tokenizer import TokenizerError, load_tokenizer
-from engines.api import Engine
+from engines.api import Engine, model_limits
 from engines.request import ConfigError, Request, SamplingParams
 
 log = logging.getLogger(__name__)
@@ -55,16 +55,9 @@ class ServeOptions:
 def _engine_facts(engine: Engine) -> dict:
     """vocab_size, max_model_len, eos ids and model name from engine.describe()."""
     d = engine.describe()
-    options = d.get("options") or {}
     model = d.get("model") or {}
     config = model.get("config") or {}
-    vocab = config.get("vocab_size") or options.get("vocab_size")
-    max_len = options.get("max_model_len") or config.get("max_position_embeddings")
-    if not vocab or not max_len:
-        raise ConfigError(
-            f"engine {d.get('name')!r}: describe() gives no vocab_size ({vocab!r}) or max_model_len "
-            f"({max_len!r}); the server needs both to check requests"
-        )
+    vocab, max_len = model_limits(d)
     eos = config.get("eos_token_id")
     eos_ids = tuple(eos) if isinstance(eos, (list, tuple)) else (() if eos is None else (eos,))
     return {

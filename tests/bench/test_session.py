@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 import bench.session
-from bench.session import RunOptions, model_limits, run_one
+from bench.session import RunOptions, run_one
+from engines.api import model_limits
 from engines.mock import MockEngine
 from engines.request import ConfigError
 from workloads import WorkloadError

@@ -69,6 +69,11 @@ class Policy(ABC):
     def num_running(self) -> int:
         return len(self.running)
 
+    def _decodes_then_prefills(self) -> list[Sequence]:
+        """Running sequences in the order a step serves them: every decode (one token each)
+        first, then the prefills still under way, each group in admission order."""
+        return [s for s in self.running if s.num_uncomputed == 1] + [s for s in self.running if s.num_uncomputed > 1]
+
     def _start(self, seq: Sequence) -> None:
         seq.status = Status.RUNNING
         self.running.append(seq)

@@ -23,9 +23,7 @@ class ContinuousPolicy(Policy):
     def schedule(self) -> StepPlan:
         budget = self.options.token_budget
         plan = StepPlan()
-        decodes = [s for s in self.running if s.num_uncomputed == 1]
-        prefills = [s for s in self.running if s.num_uncomputed > 1]
-        for seq in decodes + prefills:
+        for seq in self._decodes_then_prefills():
             n = min(seq.num_uncomputed, budget)
             if n:
                 plan.chunks.append(Chunk(seq, n))

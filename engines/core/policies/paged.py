@@ -26,9 +26,7 @@ class PagedPolicy(Policy):
     def schedule(self) -> StepPlan:
         budget = self.options.token_budget
         plan = StepPlan()
-        decodes = [s for s in self.running if s.num_uncomputed == 1]
-        prefills = [s for s in self.running if s.num_uncomputed > 1]
-        for seq in decodes + prefills:
+        for seq in self._decodes_then_prefills():
             if seq.status is not Status.RUNNING:
                 continue  # preempted earlier in this loop
             n = min(seq.num_uncomputed, budget)

@@ -11,7 +11,7 @@ import weakref
 
 import pytest
 
-from bench.session import model_limits
+from engines.api import model_limits
 from engines.registry import create_engine
 from engines.request import Request, RequestError
 from tests.engines.helpers import drive
