@@ -74,6 +74,9 @@ def run_argv(
         argv.append("--no-progress")
     if not options.roofline:
         argv.append("--no-roofline")
+    if options.ceilings:
+        bw, flops = options.ceilings
+        argv += ["--ceilings", f"{bw / 1e9!r},{flops / 1e12!r}"]
     return argv
 
 

@@ -47,6 +47,7 @@ class RunOptions:
     warmup_requests: int = 2
     roofline: bool = True
     sampler_interval_s: float = 0.2
+    ceilings: tuple[float, float] | None = None  # user-given (bytes/s, FLOP/s) for the roofline
 
     def as_kwargs(self) -> dict:
         out = asdict(self)
@@ -68,8 +69,12 @@ def free_device_memory() -> None:
         torch.cuda.empty_cache()
 
 
-def roofline_for(info: dict, workload: Workload, records: RunRecords, device: str | None) -> dict | None:
-    """The roofline bound of an offline run of a known model that finished; else None."""
+def roofline_for(
+    info: dict, workload: Workload, records: RunRecords, device: str | None,
+    ceilings: tuple[float, float] | None = None,
+) -> dict | None:
+    """The roofline bound of an offline run of a known model that finished; else None.
+    ceilings: (bytes/s, FLOP/s) given by the user; else measured once per device and cached."""
     model = info.get("model")
     if workload.mode != "offline" or records.status != "complete" or not isinstance(model, dict):
         return None
@@ -79,13 +84,14 @@ def roofline_for(info: dict, workload: Workload, records: RunRecords, device: st
 
     try:
         shape = ModelShape.from_config(model["config"])
-        ceilings = measure_ceilings(device or "cpu")
+        given = dict(zip(("bw_bytes_per_s", "flops_per_s"), ceilings)) if ceilings else {}
+        measured = measure_ceilings(device or "cpu", **given)
         return roofline_bound(
             shape,
             dtype_bytes(model["dtype"]),
             [len(r.prompt_ids) for r in workload.requests],
             [r.max_new_tokens for r in workload.requests],
-            ceilings,
+            measured,
         )
     except (ValueError, KeyError, TypeError, RuntimeError) as e:
         # a model shape the roofline does not know is no reason to lose the run
@@ -113,6 +119,7 @@ def run_one(
     warmup_requests: int = 2,
     roofline: bool = True,
     sampler_interval_s: float = 0.2,
+    ceilings: tuple[float, float] | None = None,
 ) -> RunResult:
     """Run one engine on one workload and write its result directory at `out_dir` (which
     must not exist). An interrupted or failed run is written too; manifest["run"]["status"]
@@ -146,7 +153,7 @@ def run_one(
         free_device_memory()
 
     requests, steps, device_samples = records.frames()
-    bound = roofline_for(info, workload, records, run_device) if roofline else None
+    bound = roofline_for(info, workload, records, run_device, ceilings) if roofline else None
     summary = summarize(requests, steps, device_samples, slo=slo, roofline=bound)
     run = {
         "mode": workload.mode,

@@ -58,6 +58,17 @@ def byte_size(text: str) -> int:
         raise argparse.ArgumentTypeError(str(e))
 
 
+def ceilings_pair(text: str) -> tuple[float, float]:
+    """"4265,799" (GB/s, TFLOP/s) -> (bytes/s, FLOP/s)."""
+    try:
+        bw, tflops = (float(x) for x in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected GBPS,TFLOPS such as 4265,799, got {text!r}")
+    if not (bw > 0 and tflops > 0):
+        raise argparse.ArgumentTypeError(f"both ceilings must be positive, got {text!r}")
+    return bw * 1e9, tflops * 1e12
+
+
 def json_object(text: str) -> dict:
     try:
         value = json.loads(text)
@@ -99,6 +110,7 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--sampler-interval-s", type=positive_float, default=0.2, help="device sampling period (default: 0.2; NVML itself updates every 1/6 to 1 s)")
     g.add_argument("--no-token-ids", dest="keep_token_ids", action="store_false", help="do not store output token ids (no consistency check)")
     g.add_argument("--no-roofline", dest="roofline", action="store_false", help="skip the roofline bound (it measures device ceilings once and caches them)")
+    g.add_argument("--ceilings", type=ceilings_pair, default=None, metavar="GBPS,TFLOPS", help="the device's memory bandwidth (GB/s, bytes read + written) and matrix rate (TFLOP/s) for the roofline, instead of measuring them, e.g. 4265,799")
     g.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
 
 
@@ -140,6 +152,7 @@ def run_options_from_args(args: argparse.Namespace):
         warmup_requests=args.warmup_requests,
         roofline=args.roofline,
         sampler_interval_s=args.sampler_interval_s,
+        ceilings=args.ceilings,
     )
 
 

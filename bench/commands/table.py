@@ -42,7 +42,7 @@ def main(args: argparse.Namespace) -> int:
         device=args.device, dtype=args.dtype, seed=args.seed, workload_seed=args.workload_seed,
         slo=slo if slo.given else None, timeout_s=args.timeout_s, keep_token_ids=args.keep_token_ids,
         progress=args.progress, warmup_requests=args.warmup_requests, roofline=args.roofline,
-        sampler_interval_s=args.sampler_interval_s,
+        sampler_interval_s=args.sampler_interval_s, ceilings=args.ceilings,
     )
     shared = {"max_model_len": args.max_model_len}
     if args.kv_memory:

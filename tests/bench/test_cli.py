@@ -327,3 +327,15 @@ def test_a_run_that_cannot_start_still_leaves_a_report_of_the_finished_ones(tmp_
     assert "unknown options ['colour']" in capsys.readouterr().err
     assert (out / "report.html").exists()
     assert [p.name for p in out.iterdir() if p.is_dir()] == ["mock__quick_num_requests=6_output=uniform_2_12"]
+
+
+@pytest.mark.parametrize("isolate", [False, True])
+def test_user_given_ceilings_reach_the_roofline(tmp_path, isolate):
+    out = tmp_path / "c"
+    code = main(["compare", "--engines", "paged", "--workloads", "quick:num_requests=3,output=fixed(2)",
+                 "--out", str(out), "--ceilings", "100,2", "--no-progress", "--warmup-requests", "0",
+                 *(["--isolate"] if isolate else [])])
+    assert code == 0
+    roofline = load_run(out / "paged__quick_num_requests=3_output=fixed_2").summary["roofline"]
+    assert roofline["ceilings"] == {"bw_bytes_per_s": 100e9, "flops_per_s": 2e12, "source": "user"}
+    assert roofline["t_min_s"] == max(roofline["bytes"] / 100e9, roofline["flops"] / 2e12)
