@@ -9,6 +9,8 @@ cache's scratch block, and their logits are dropped.
 
 from __future__ import annotations
 
+from itertools import chain
+
 import numpy as np
 import torch
 
@@ -78,35 +80,48 @@ class DecodeGraphs:
         torch.cuda.synchronize(device)
 
     def fits(self, chunks: list[Chunk]) -> bool:
-        return len(chunks) <= self.buckets[-1] and all(c.num_entries == 1 for c in chunks)
+        """A decode-only step: one new cache entry per sequence, few enough sequences."""
+        if len(chunks) > self.buckets[-1]:
+            return False
+        for c in chunks:
+            if not c.wasted and (c.num_tokens != 1 or c.num_pad):
+                return False
+        return True
 
     def run(self, chunks: list[Chunk]) -> torch.Tensor:
         """One decode token per chunk -> logits [len(chunks), vocab]."""
         n = len(chunks)
         b = next(size for size in self.buckets if size >= n)
         bs = self.bs
-        ids = np.zeros(b, dtype=np.int64)
-        pos = np.zeros(b, dtype=np.int64)
-        slots = np.full(b, self.scratch * bs, dtype=np.int64)
-        lens = np.ones(b, dtype=np.int32)
-        starts = np.zeros(b, dtype=np.int32)
-        tables = np.full((b, self.max_blocks), self.scratch, dtype=np.int32)
-        for i, chunk in enumerate(chunks):
+        # Python lists first, one conversion each: per-element numpy writes cost more
+        ids, pos, slots, lens, starts, tables = [], [], [], [], [], []
+        for chunk in chunks:
             seq = chunk.seq
             entry = seq.cache_len
             table = seq.block_table
-            ids[i] = seq.token_ids[-1] if chunk.wasted else seq.token_ids[seq.num_computed]
-            pos[i] = entry - seq.num_pad
-            slots[i] = table[entry // bs] * bs + entry % bs
-            lens[i] = entry + 1
-            starts[i] = seq.num_pad
-            tables[i, : len(table)] = table
+            ids.append(seq.token_ids[-1] if chunk.wasted else seq.token_ids[seq.num_computed])
+            pos.append(entry - seq.num_pad)
+            slots.append(table[entry // bs] * bs + entry % bs)
+            lens.append(entry + 1)
+            starts.append(seq.num_pad)
+            tables.append(table)
+        pad = b - n  # padding rows: token 0 at position 0, reading and writing the scratch block
+        ids = np.array(ids + [0] * pad, dtype=np.int64)
+        pos = np.array(pos + [0] * pad, dtype=np.int64)
+        slots = np.array(slots + [self.scratch * bs] * pad, dtype=np.int64)
+        lens = np.array(lens + [1] * pad, dtype=np.int32)
+        starts = np.array(starts + [0] * pad, dtype=np.int32)
+        width = np.fromiter(map(len, tables), dtype=np.int64, count=n)
+        rows = np.repeat(np.arange(n), width)
+        cols = np.arange(rows.size) - np.repeat(np.cumsum(width) - width, width)
+        table_array = np.full((b, self.max_blocks), self.scratch, dtype=np.int32)
+        table_array[rows, cols] = np.fromiter(chain.from_iterable(tables), dtype=np.int32, count=rows.size)
         self.input_ids[:b].copy_(torch.from_numpy(ids))
         self.positions[:b].copy_(torch.from_numpy(pos))
         self.slot_mapping[:b].copy_(torch.from_numpy(slots))
         self.seq_lens[:b].copy_(torch.from_numpy(lens))
         self.key_start[:b].copy_(torch.from_numpy(starts))
-        self.block_tables[:b].copy_(torch.from_numpy(tables))
+        self.block_tables[:b].copy_(torch.from_numpy(table_array))
         if not self.capture:
             return self._forward(b, self._meta(b), self.model.attention.decode_plan(b, self.device))[:n]
         graph, logits, _meta, _plan = self.graphs[b]

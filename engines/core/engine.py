@@ -92,14 +92,20 @@ class LLMEngine:
     # -- internals ------------------------------------------------------------------------
 
     def _apply(self, plan: StepPlan, sampled: list[Chunk], tokens: list[int]) -> list[TokenEvent]:
+        # runs for every sequence every step: plain attribute arithmetic, no properties
+        kv = self.kv
+        cache_blocks = kv.cache_full_blocks if isinstance(kv, PagedKV) and kv.prefix_caching else None
         for chunk in plan.chunks:
             seq = chunk.seq
-            seq.cache_len += chunk.num_entries
-            if not chunk.wasted:
-                seq.num_computed += chunk.num_tokens
-                seq.max_computed = max(seq.max_computed, seq.num_computed)
-                if isinstance(self.kv, PagedKV):  # before finishing: freed blocks stay cached
-                    self.kv.cache_full_blocks(seq)
+            if chunk.wasted:
+                seq.cache_len += 1
+                continue
+            seq.cache_len += chunk.num_pad + chunk.num_tokens
+            seq.num_computed += chunk.num_tokens
+            if seq.num_computed > seq.max_computed:
+                seq.max_computed = seq.num_computed
+            if cache_blocks is not None:  # before finishing: freed blocks stay cached
+                cache_blocks(seq)
         events = []
         for chunk, token in zip(sampled, tokens):
             seq = chunk.seq
@@ -115,16 +121,25 @@ class LLMEngine:
 
 
 def _count(plan: StepPlan) -> dict:
-    """Token counters of a plan, read before it is applied."""
-    c = dict(prefill_tokens=0, decode_tokens=0, padded_tokens=0, wasted_decode_tokens=0, recomputed_tokens=0, sampled_tokens=0)
+    """Token counters of a plan, read before it is applied. A chunk is decode when it feeds
+    the one token sampled at the previous step; prompt chunks and recomputation after a
+    preemption are prefill."""
+    prefill = decode = padded = wasted = recomputed = sampled = 0
     for chunk in plan.chunks:
-        seq = chunk.seq
-        c["padded_tokens"] += chunk.num_pad
         if chunk.wasted:
-            c["wasted_decode_tokens"] += 1
+            wasted += 1
             continue
-        c["recomputed_tokens"] += max(0, min(seq.num_computed + chunk.num_tokens, seq.max_computed) - seq.num_computed)
-        is_decode = chunk.num_tokens == 1 and seq.num_output > 0 and seq.num_computed >= seq.max_computed and seq.num_uncomputed == 1
-        c["decode_tokens" if is_decode else "prefill_tokens"] += chunk.num_tokens
-        c["sampled_tokens"] += int(chunk.samples)
-    return c
+        seq = chunk.seq
+        n, done, high = chunk.num_tokens, seq.num_computed, seq.max_computed
+        end, total = done + n, len(seq.token_ids)
+        padded += chunk.num_pad
+        if done < high:
+            recomputed += min(end, high) - done
+        if n == 1 and done >= high and end == total and total > seq.num_prompt:
+            decode += 1
+        else:
+            prefill += n
+        if end == total:
+            sampled += 1
+    return dict(prefill_tokens=prefill, decode_tokens=decode, padded_tokens=padded,
+                wasted_decode_tokens=wasted, recomputed_tokens=recomputed, sampled_tokens=sampled)

@@ -61,6 +61,13 @@ def split_chunks(chunks: list[Chunk], max_tokens: int) -> list[list[Chunk]]:
     return groups
 
 
+def _sampling_batch(chunks: list[Chunk], device) -> SamplingBatch:
+    params = [c.seq.request.sampling for c in chunks]
+    if all(p.temperature == 0.0 for p in params):
+        return SamplingBatch.build(params, [], device)  # greedy: no per-row tensors
+    return SamplingBatch.build(params, [len(c.seq.token_ids) - c.seq.num_prompt for c in chunks], device)
+
+
 class ModelRunner:
     def __init__(self, model: CausalLM, storage: KVStorage, device: torch.device, graphs=None):
         self.model = model
@@ -72,11 +79,9 @@ class ModelRunner:
     def run(self, plan: StepPlan) -> tuple[list[Chunk], list[int]]:
         """Execute a plan: (the chunks that sampled, their tokens), tokens on the host."""
         if self.graphs is not None and self.graphs.fits(plan.chunks):
-            sampled = [c for c in plan.chunks if c.samples]
-            assert len(sampled) == len(plan.chunks)  # a decode chunk always samples
+            sampled = plan.chunks  # one new position per sequence: every chunk samples
             logits = self.graphs.run(plan.chunks)
-            batch = SamplingBatch.build([c.seq.request.sampling for c in sampled], [c.seq.num_output for c in sampled], self.device)
-            return sampled, sample(logits, batch).tolist()
+            return sampled, sample(logits, _sampling_batch(sampled, self.device)).tolist()
         sampled, tokens = [], []
         for group in split_chunks(plan.chunks, MAX_FORWARD_TOKENS):
             batch = self.build(StepPlan(chunks=group))
@@ -107,7 +112,7 @@ class ModelRunner:
                 sample_rows.append(len(ids) - 1)
                 sample_chunks.append(chunk)
                 params.append(seq.request.sampling)
-                steps.append(seq.num_output)
+                steps.append(len(seq.token_ids) - seq.num_prompt)
         width = max(len(t) for t in tables)
         table_array = np.zeros((len(tables), width), dtype=np.int32)
         for i, t in enumerate(tables):

@@ -63,9 +63,10 @@ class Sequence:
         return self.status is Status.FINISHED
 
     def reached_stop(self) -> bool:
-        if self.num_output >= self.request.max_new_tokens:
+        produced = len(self.token_ids) - self.num_prompt
+        if produced >= self.request.max_new_tokens:
             return True
-        return self.num_output > 0 and self.token_ids[-1] in self.request.stop_token_ids
+        return produced > 0 and self.token_ids[-1] in self.request.stop_token_ids
 
     def __repr__(self) -> str:
         return (

@@ -72,7 +72,14 @@ class Policy(ABC):
     def _decodes_then_prefills(self) -> list[Sequence]:
         """Running sequences in the order a step serves them: every decode (one token each)
         first, then the prefills still under way, each group in admission order."""
-        return [s for s in self.running if s.num_uncomputed == 1] + [s for s in self.running if s.num_uncomputed > 1]
+        decodes, prefills = [], []
+        for seq in self.running:
+            left = len(seq.token_ids) - seq.num_computed
+            if left == 1:
+                decodes.append(seq)
+            elif left > 1:
+                prefills.append(seq)
+        return decodes + prefills
 
     def _start(self, seq: Sequence) -> None:
         seq.status = Status.RUNNING

@@ -25,14 +25,17 @@ class PagedPolicy(Policy):
 
     def schedule(self) -> StepPlan:
         budget = self.options.token_budget
+        block_size = self.kv.block_size
         plan = StepPlan()
         for seq in self._decodes_then_prefills():
             if seq.status is not Status.RUNNING:
                 continue  # preempted earlier in this loop
-            n = min(seq.num_uncomputed, budget)
+            n = min(len(seq.token_ids) - seq.num_computed, budget)
             if n == 0:
                 continue
-            while not self.kv.reserve(seq, seq.cache_len + n):
+            need = seq.cache_len + n
+            # most steps fit in the blocks a sequence already has: no call into the pool
+            while need > len(seq.block_table) * block_size and not self.kv.reserve(seq, need):
                 victim = max(self.running, key=lambda s: s.order)
                 budget += self._preempt(victim, plan)
                 if victim is seq:
