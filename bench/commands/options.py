@@ -133,8 +133,9 @@ def engine_options_from_args(args: argparse.Namespace) -> dict:
     return {**options, **extra}
 
 
-def run_options_from_args(args: argparse.Namespace):
-    """-> bench.session.RunOptions (imported here: `bench list` need not load pandas)."""
+def run_options_from_args(args: argparse.Namespace, engine_options: dict | None = None):
+    """-> bench.session.RunOptions (imported here: `bench list` need not load pandas).
+    engine_options: given, they replace those read from the engine-option flags."""
     from bench.metrics import SLO
     from bench.session import RunOptions
 
@@ -144,7 +145,7 @@ def run_options_from_args(args: argparse.Namespace):
         dtype=args.dtype,
         seed=args.seed,
         workload_seed=args.workload_seed,
-        engine_options=engine_options_from_args(args),
+        engine_options=engine_options_from_args(args) if engine_options is None else engine_options,
         slo=slo if slo.given else None,
         timeout_s=args.timeout_s,
         keep_token_ids=args.keep_token_ids,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from bench.commands.options import add_run_options, byte_size, positive_int, split_specs
+from bench.commands.options import add_run_options, byte_size, positive_int, run_options_from_args, split_specs
 
 
 def register(subparsers) -> None:
@@ -34,16 +34,9 @@ def register(subparsers) -> None:
 
 def main(args: argparse.Namespace) -> int:
     from bench.gpu_table import DEFAULT_ENGINES, DEFAULT_MODELS, run_table
-    from bench.metrics import SLO
-    from bench.session import RunOptions
 
-    slo = SLO(ttft_ms=args.slo_ttft_ms, tpot_ms=args.slo_tpot_ms, e2e_ms=args.slo_e2e_ms)
-    options = RunOptions(  # no engine options here: the shared ones go to in-repo engines only
-        device=args.device, dtype=args.dtype, seed=args.seed, workload_seed=args.workload_seed,
-        slo=slo if slo.given else None, timeout_s=args.timeout_s, keep_token_ids=args.keep_token_ids,
-        progress=args.progress, warmup_requests=args.warmup_requests, roofline=args.roofline,
-        sampler_interval_s=args.sampler_interval_s, ceilings=args.ceilings,
-    )
+    # no engine options for every engine: the shared ones below go to in-repo engines only
+    options = run_options_from_args(args, engine_options={})
     shared = {"max_model_len": args.max_model_len}
     if args.kv_memory:
         shared["kv_memory"] = args.kv_memory

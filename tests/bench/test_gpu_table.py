@@ -1,0 +1,47 @@
+"""`bench table`: the shared in-repo options reach the in-repo engines only, every model gets
+its runs, one table and one report cover them all."""
+
+from __future__ import annotations
+
+import io
+
+from rich.console import Console
+
+from bench.cli import main
+from bench.gpu_table import in_repo_spec, run_table
+from bench.session import RunOptions
+
+
+def test_in_repo_spec_adds_shared_options_and_keeps_the_engines_own():
+    assert in_repo_spec("paged", {"kv_tokens": 64}) == "paged:kv_tokens=64"
+    assert in_repo_spec("paged:kv_tokens=8", {"kv_tokens": 64, "max_model_len": 32}) == "paged:kv_tokens=8,max_model_len=32"
+    assert in_repo_spec("hf-cb:use_cuda_graph=true", {"kv_tokens": 64}) == "hf-cb:use_cuda_graph=true"
+    assert in_repo_spec("mock", {"kv_tokens": 64}) == "mock"
+
+
+def test_table_over_two_models(tmp_path):
+    out = io.StringIO()
+    console = Console(file=out, width=200)
+    runs, interrupted = run_table(
+        ["tiny", "tiny-qwen3"], ["paged", "mock"], "quick:num_requests=4,output=fixed(3)", tmp_path,
+        RunOptions(progress=False, roofline=False, warmup_requests=0),
+        in_repo_options={"max_model_len": 256, "kv_tokens": 2048}, isolate=False, console=console,
+    )
+    assert not interrupted and len(runs) == 4
+    by = {(r.manifest["table_model"], r.manifest["table_engine"]): r for r in runs}
+    assert set(by) == {(m, e) for m in ("tiny", "tiny-qwen3") for e in ("paged", "mock")}
+    paged = by[("tiny-qwen3", "paged")].manifest["engine"]["options"]
+    assert paged["kv_tokens"] == 2048 and paged["max_model_len"] == 256
+    assert "kv_tokens" not in by[("tiny", "mock")].manifest["engine"]["options"]
+    assert by[("tiny", "paged")].label == "tiny paged"  # one report tells the shapes apart
+    assert (tmp_path / "report.html").stat().st_size > 0
+    text = out.getvalue()
+    assert "tiny-qwen3" in text and "out tok/s" in text
+
+
+def test_cli_table_writes_the_report(tmp_path, capsys):
+    code = main(["table", "--models", "tiny", "--engines", "naive", "--workload", "quick:num_requests=2,output=fixed(2)",
+                 "--kv-tokens", "1024", "--max-model-len", "128", "--out", str(tmp_path / "t"), "--no-isolate",
+                 "--no-progress", "--no-roofline", "--warmup-requests", "0"])
+    assert code == 0
+    assert (tmp_path / "t" / "report.html").exists()
