@@ -51,22 +51,44 @@ def run(name: str, model: str, options: dict) -> dict:
     )
 
 
-def profile(model: str, options: dict, steps: int = 30) -> None:
+def _kernel_table(prof, title: str, rows: int = 16) -> None:
+    """GPU time per kernel name over the window, largest first, with its share."""
+    events = [e for e in prof.key_averages() if e.device_type.name == "CUDA" and e.self_device_time_total > 0]
+    total = sum(e.self_device_time_total for e in events)
+    print(f"== {title}: GPU busy {total / 1e3:.1f} ms ==")
+    for e in sorted(events, key=lambda e: -e.self_device_time_total)[:rows]:
+        t = e.self_device_time_total
+        print(f"  {t / 1e3:9.2f} ms {100 * t / total:5.1f}%  x{e.count:<5} {e.key[:90]}")
+
+
+def profile(model: str, options: dict, steps: int = 12) -> None:
+    """Kernel split of a prefill-heavy window (the first steps: full token budgets of prompt
+    chunks) and of a decode window (later, once every prompt is in), each with its wall time."""
+    from torch.profiler import ProfilerActivity, profile as torch_profile
+
     engine = create_engine("paged", model=model, **options)
     cfg = engine.describe()["model"]["config"]
     work = build_workload("anchor-a", vocab_size=cfg["vocab_size"], max_model_len=1536)
     for r in work.requests:
         engine.add_request(r)
-    for _ in range(40):  # past the first prefill steps
-        engine.step()
-    from torch.profiler import ProfilerActivity, profile as torch_profile
-
-    with torch_profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
-        for _ in range(steps):
-            engine.step()
-    print(f"== profile: paged {model}, {steps} steps after 40 ==")
-    print(prof.key_averages().table(sort_by="cuda_time_total", row_limit=14, max_name_column_width=60))
-    print(prof.key_averages().table(sort_by="cpu_time_total", row_limit=8, max_name_column_width=60))
+    engine.step()
+    for label in ("prefill-heavy", "decode"):
+        if label == "decode":
+            while engine.has_unfinished():
+                out = engine.step()
+                if out.stats.prefill_tokens == 0 and out.stats.running >= 64:
+                    break
+        torch.cuda.synchronize()
+        prefill = decode = 0
+        t0 = time.perf_counter()
+        with torch_profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
+            for _ in range(steps):
+                s = engine.step().stats
+                prefill += s.prefill_tokens
+                decode += s.decode_tokens
+            torch.cuda.synchronize()
+        wall = (time.perf_counter() - t0) * 1e3
+        _kernel_table(prof, f"paged {model} {label}: {steps} steps, {prefill} prefill + {decode} decode tokens, wall {wall:.0f} ms (profiled)")
     engine.close()
     gc.collect()
     torch.cuda.empty_cache()
@@ -77,10 +99,14 @@ def main() -> None:
     p.add_argument("--models", default="llama-1b")
     p.add_argument("--engines", default="paged")
     p.add_argument("--kv-memory", type=float, default=None, help="GiB")
+    p.add_argument("--kv-tokens", type=int, default=None)
+    p.add_argument("--async-scheduling", default="true")
     p.add_argument("--profile", action="store_true")
     p.add_argument("--cuda-graphs", default="true")
     args = p.parse_args()
-    options = dict(max_model_len=1536, cuda_graphs=args.cuda_graphs == "true")
+    options = dict(max_model_len=1536, cuda_graphs=args.cuda_graphs == "true", async_scheduling=args.async_scheduling == "true")
+    if args.kv_tokens:
+        options["kv_tokens"] = args.kv_tokens
     if args.kv_memory:
         options["kv_memory"] = int(args.kv_memory * 2**30)
     print(torch.__version__, torch.cuda.get_device_name(), flush=True)

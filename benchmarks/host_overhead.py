@@ -1,7 +1,7 @@
 """Host-side time of a decode step with ~200-256 running requests (anchor-a lengths), without a
 model: the real paged scheduler, KV manager, apply and the CUDA-graph runner's input filling
 (its forward replaced by a zero tensor). On a GPU this time adds to every decode step, since
-the step loop does not overlap host and device work.
+without async scheduling the step loop does not overlap host and device work.
 
     PYTHONPATH=. python benchmarks/host_overhead.py [prof]
 """
@@ -23,7 +23,7 @@ graphs = DecodeGraphs(_Model(), runner.storage, 256, 96, torch.device("cpu"), ca
 V = 1000
 graphs._forward = lambda b, meta, plan: torch.zeros(b, V)
 runner.graphs = graphs
-runner.execute = lambda batch: [3 for c in batch.sample_chunks]  # prefill: no checks, no model
+runner.execute = lambda batch: torch.full((len(batch.sample_chunks),), 3)  # prefill: no checks, no model
 rng = random.Random(0)
 for i in range(256):
     e.add_request(Request(f"r{i}", tuple(rng.randrange(3, 999) for _ in range(rng.randint(64, 1024))), rng.randint(16, 512)))

@@ -23,7 +23,9 @@ def _triton_available() -> bool:
     return True
 
 
-def make_attention(name: str, device: torch.device, *, num_heads: int, num_kv_heads: int, head_dim: int):
+def make_attention(
+    name: str, device: torch.device, *, num_heads: int, num_kv_heads: int, head_dim: int, batch_invariant: bool = False
+):
     scale = head_dim**-0.5
     if name == "auto":
         power_of_two = head_dim & (head_dim - 1) == 0
@@ -35,5 +37,5 @@ def make_attention(name: str, device: torch.device, *, num_heads: int, num_kv_he
             raise ConfigError("attention='triton' needs the triton package")
         from engines.attention.triton_paged import TritonPagedAttention
 
-        return TritonPagedAttention(scale, num_heads, num_kv_heads, head_dim)
+        return TritonPagedAttention(scale, num_heads, num_kv_heads, head_dim, batch_invariant)
     raise ConfigError(f"unknown attention backend {name!r}; known: {', '.join(BACKENDS)}")

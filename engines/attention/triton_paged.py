@@ -22,9 +22,12 @@ import triton
 import triton.language as tl
 
 from engines.attention.metadata import AttentionMetadata
+from engines.transfer import pack_to_device
 
 
-@triton.jit
+# The block table's row stride is the batch's longest table: it changes from step to step,
+# and a value Triton specialised on would mean a new compile mid-run.
+@triton.jit(do_not_specialize=["stride_bt"])
 def _paged_attention_kernel(
     q_ptr, k_cache_ptr, v_cache_ptr, out_ptr,
     block_tables_ptr, seq_lens_ptr, query_start_ptr, key_start_ptr,
@@ -69,13 +72,15 @@ def _paged_attention_kernel(
     acc = tl.zeros([BLOCK_M, HEAD_DIM], dtype=tl.float32)
 
     # keys this tile needs: up to its last query's cache index (and, with a window, from its
-    # first query's window start)
+    # first query's window start). Key tiles start at key_start, the first real key, not at
+    # cache index 0: a padded row then reads no pads, and a token's keys fall into the same
+    # tiles whatever its row's padding (the online softmax sums in the same order).
     offset = seq_len - (seq_q_end - seq_q_start) - seq_q_start  # cache index = token + offset
     last = tl.minimum(q_first + BLOCK_Q, seq_q_end) + offset
-    first = 0
+    first = key_start
     if window > 0:
-        first = tl.maximum(q_first + offset - window + 1, 0)
-        first = (first // BLOCK_N) * BLOCK_N
+        first = tl.maximum(q_first + offset - window + 1, key_start)
+        first = key_start + ((first - key_start) // BLOCK_N) * BLOCK_N
     for start in range(first, last, BLOCK_N):
         j = start + tl.arange(0, BLOCK_N)  # [N] cache indices
         j_ok = j < last
@@ -128,8 +133,8 @@ def tiles(query_lens: list[int], rows: list[int], block_q: int, device) -> TileL
         for first in range(int(starts[i]), int(starts[i + 1]), block_q):
             seq.append(i)
             qstart.append(first)
-    as_tensor = lambda x: torch.tensor(x, dtype=torch.int32, device=device)  # noqa: E731
-    return TileList(as_tensor(seq), as_tensor(qstart), block_q)
+    seq_t, qstart_t = pack_to_device([np.asarray(seq), np.asarray(qstart)], np.int32, device)
+    return TileList(seq_t, qstart_t, block_q)
 
 
 @dataclass
@@ -146,15 +151,17 @@ def _block_q(group: int, target_rows: int) -> int:
 class TritonPagedAttention:
     name = "triton"
 
-    def __init__(self, scale: float, num_heads: int, num_kv_heads: int, head_dim: int):
+    def __init__(self, scale: float, num_heads: int, num_kv_heads: int, head_dim: int, batch_invariant: bool = False):
         if head_dim & (head_dim - 1):
             raise ValueError(f"the Triton attention needs a power-of-two head_dim, got {head_dim}")
         self.scale = scale
         self.group = num_heads // num_kv_heads
         self.num_kv_heads = num_kv_heads
         self.head_dim = head_dim
-        self.decode_block_q = _block_q(self.group, 16)
         self.prefill_block_q = _block_q(self.group, 64)
+        # Batch-invariant: a decode token is computed in the same tile shape as a prompt
+        # token (same matrix instructions, same rounding), at the cost of idle tile rows.
+        self.decode_block_q = self.prefill_block_q if batch_invariant else _block_q(self.group, 16)
 
     def prepare(self, meta: AttentionMetadata) -> _Plan:
         device = meta.seq_lens.device

@@ -37,6 +37,24 @@ LADDER = {
 }
 
 
+def _check_batch_invariant(device: torch.device) -> None:
+    """The batch-invariant matrix product is a Triton kernel: it needs Triton, and a CUDA
+    device or Triton's CPU interpreter (TRITON_INTERPRET=1, slow: tests only)."""
+    try:
+        import triton  # noqa: F401
+    except ImportError:
+        raise ConfigError(
+            "batch_invariant=True needs the triton package (its matrix product is a Triton kernel)"
+        ) from None
+    from engines.model.invariant_matmul import interpreting
+
+    if device.type != "cuda" and not interpreting():
+        raise ConfigError(
+            f"batch_invariant=True runs Triton kernels, which need a CUDA device; got device {device.type!r} "
+            "(on a CPU only Triton's interpreter runs them: set TRITON_INTERPRET=1 before starting, slow)"
+        )
+
+
 def build_engine(
     name: str,
     model: str = "tiny",
@@ -60,10 +78,20 @@ def build_engine(
     max_positions = 2 * default_max_model_len(opts, model_max_len)
     attention = make_attention(
         opts.attention, weights.device, num_heads=config.num_attention_heads,
-        num_kv_heads=config.num_key_value_heads, head_dim=head_dim,
+        num_kv_heads=config.num_key_value_heads, head_dim=head_dim, batch_invariant=bool(opts.batch_invariant),
     )
+    if opts.batch_invariant:
+        _check_batch_invariant(weights.device)
+        if weights.device.type == "cuda" and attention.name != "triton":
+            raise ConfigError(
+                f"batch_invariant=True needs attention='triton' on a GPU (got {attention.name!r}): only the "
+                "Triton attention and its fused norms compute each token the same way in any batch"
+            )
     # the fused Triton elementwise kernels go with the Triton attention (the GPU path)
-    net = CausalLM(weights, attention, max_positions=max_positions, fused=attention.name == "triton")
+    net = CausalLM(
+        weights, attention, max_positions=max_positions, fused=attention.name == "triton",
+        batch_invariant=bool(opts.batch_invariant),
+    )
     model_info = weights.describe()
     weights.state_dict.clear()  # the fused copies in `net` are all that is kept
     gc.collect()

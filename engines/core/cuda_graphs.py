@@ -15,7 +15,9 @@ import numpy as np
 import torch
 
 from engines.attention.metadata import AttentionMetadata
+from engines.core.model_runner import fill_pending
 from engines.core.plan import Chunk
+from engines.transfer import copy_into
 
 
 def buckets_up_to(max_batch: int) -> list[int]:
@@ -35,14 +37,20 @@ class DecodeGraphs:
         self.max_blocks = max_blocks
         self.buckets = buckets_up_to(max_batch)
         n = self.buckets[-1]
-        i32 = dict(dtype=torch.int32, device=device)
-        self.input_ids = torch.zeros(n, dtype=torch.long, device=device)
-        self.positions = torch.zeros(n, dtype=torch.long, device=device)
-        self.slot_mapping = torch.full((n,), self.scratch * self.bs, dtype=torch.long, device=device)
-        self.seq_lens = torch.ones(n, **i32)
-        self.key_start = torch.zeros(n, **i32)
-        self.query_start = torch.arange(n + 1, **i32)
-        self.block_tables = torch.full((n, max_blocks), self.scratch, **i32)
+        # Two packed static buffers (int64 and int32): each step fills them with one copy
+        # from the host, which does not wait for the device. The named inputs are views.
+        self.longs = torch.zeros(3, n, dtype=torch.long, device=device)
+        self.input_ids, self.positions, self.slot_mapping = self.longs  # input ids may be pending stand-ins
+        self.ints = torch.zeros(n * (2 + max_blocks), dtype=torch.int32, device=device)
+        self.seq_lens = self.ints[:n]
+        self.key_start = self.ints[n : 2 * n]
+        self.block_tables = self.ints[2 * n :].view(n, max_blocks)
+        self.query_start = torch.arange(n + 1, dtype=torch.int32, device=device)
+        self.slot_mapping.fill_(self.scratch * self.bs)  # what the capture runs on: the scratch block
+        self.seq_lens.fill_(1)
+        self.block_tables.fill_(self.scratch)
+        # the previous step's sampled tokens, which pending input ids stand for
+        self.previous = torch.zeros(n, dtype=torch.long, device=device)
         # bucket -> (graph, its logits output, and the metadata and attention plan whose
         # tensors the graph reads: they must outlive it)
         self.graphs: dict[int, tuple] = {}
@@ -59,7 +67,8 @@ class DecodeGraphs:
         )
 
     def _forward(self, b, meta, plan):
-        hidden = self.model(self.input_ids[:b], self.positions[:b], self.storage.layers, meta, plan)
+        ids = fill_pending(self.input_ids[:b], self.previous)
+        hidden = self.model(ids, self.positions[:b], self.storage.layers, meta, plan)
         return self.model.logits(hidden)
 
     def _capture(self, device) -> None:
@@ -88,11 +97,12 @@ class DecodeGraphs:
                 return False
         return True
 
-    def run(self, chunks: list[Chunk]) -> torch.Tensor:
-        """One decode token per chunk -> logits [len(chunks), vocab]."""
+    def run(self, chunks: list[Chunk], previous: torch.Tensor | None = None) -> torch.Tensor:
+        """One decode token per chunk -> logits [len(chunks), vocab]. previous: the last
+        step's sampled tokens on the device, for the pending input ids."""
         n = len(chunks)
         b = next(size for size in self.buckets if size >= n)
-        bs = self.bs
+        bs, full = self.bs, self.buckets[-1]
         # Python lists first, one conversion each: per-element numpy writes cost more
         ids, pos, slots, lens, starts, tables = [], [], [], [], [], []
         for chunk in chunks:
@@ -105,23 +115,25 @@ class DecodeGraphs:
             lens.append(entry + 1)
             starts.append(seq.num_pad)
             tables.append(table)
-        pad = b - n  # padding rows: token 0 at position 0, reading and writing the scratch block
-        ids = np.array(ids + [0] * pad, dtype=np.int64)
-        pos = np.array(pos + [0] * pad, dtype=np.int64)
-        slots = np.array(slots + [self.scratch * bs] * pad, dtype=np.int64)
-        lens = np.array(lens + [1] * pad, dtype=np.int32)
-        starts = np.array(starts + [0] * pad, dtype=np.int32)
+        # rows n..full: token 0 at position 0, reading and writing only the scratch block
+        pad = full - n
+        longs = np.array([ids + [0] * pad, pos + [0] * pad, slots + [self.scratch * bs] * pad], dtype=np.int64)
+        ints = np.full(full * (2 + self.max_blocks), self.scratch, dtype=np.int32)
+        ints[:n] = lens
+        ints[n:full] = 1
+        ints[full : full + n] = starts
+        ints[full + n : 2 * full] = 0
         width = np.fromiter(map(len, tables), dtype=np.int64, count=n)
         rows = np.repeat(np.arange(n), width)
         cols = np.arange(rows.size) - np.repeat(np.cumsum(width) - width, width)
-        table_array = np.full((b, self.max_blocks), self.scratch, dtype=np.int32)
+        table_array = ints[2 * full :].reshape(full, self.max_blocks)
         table_array[rows, cols] = np.fromiter(chain.from_iterable(tables), dtype=np.int32, count=rows.size)
-        self.input_ids[:b].copy_(torch.from_numpy(ids))
-        self.positions[:b].copy_(torch.from_numpy(pos))
-        self.slot_mapping[:b].copy_(torch.from_numpy(slots))
-        self.seq_lens[:b].copy_(torch.from_numpy(lens))
-        self.key_start[:b].copy_(torch.from_numpy(starts))
-        self.block_tables[:b].copy_(torch.from_numpy(table_array))
+        copy_into(self.longs, longs)
+        copy_into(self.ints, ints)
+        if previous is not None and previous.numel():
+            if previous.numel() > self.previous.numel():
+                raise RuntimeError(f"{previous.numel()} tokens from the last step, more than max_batch {self.previous.numel()}")
+            self.previous[: previous.numel()].copy_(previous)
         if not self.capture:
             return self._forward(b, self._meta(b), self.model.attention.decode_plan(b, self.device))[:n]
         graph, logits, _meta, _plan = self.graphs[b]

@@ -1,8 +1,17 @@
 """The one step loop of the four in-repo engines.
 
-    plan = policy.schedule()      which sequences compute how many tokens (the policy)
-    tokens = runner.execute(plan) one packed forward and sampling (shared)
-    apply(plan, tokens)           advance sequences, emit tokens, free what finished
+    plan = policy.schedule()           which sequences compute how many tokens (the policy)
+    launched = runner.launch(plan)     one packed forward and sampling, queued on the device
+    resolve(the step before)           its tokens reach the host: emit them, stop sequences
+    advance(plan, launched)            sequences move on; sampled tokens are still pending
+
+With async scheduling (the default) a step's tokens are read one step late: the host
+schedules and launches step t+1 while the device runs step t, and step t+1 takes the tokens
+step t sampled straight from device memory (engines.core.sequence.pending_token). The host
+learns them when it waits for step t, right after launching t+1. A sequence stopping at
+max_new_tokens is known at launch; one stopping at a stop token is found a step late and its
+one extra token is thrown away, as in vLLM. Without it, every step is resolved before the
+next is scheduled.
 
 The engines differ only in the policy and the KV manager it owns (engines.core.build).
 """
@@ -13,10 +22,10 @@ import itertools
 import time
 
 from engines.api import StepOutput, StepStats
-from engines.core.model_runner import ModelRunner
+from engines.core.model_runner import Launched, ModelRunner
 from engines.core.plan import Chunk, StepPlan
 from engines.core.policies.base import Policy
-from engines.core.sequence import Sequence, Status
+from engines.core.sequence import Sequence, Status, pending_token
 from engines.kv.paged import PagedKV
 from engines.request import Request, RequestError, TokenEvent
 
@@ -33,6 +42,8 @@ class LLMEngine:
         self._seqs: dict[str, Sequence] = {}
         self._order = itertools.count()
         self._cancelled: list[str] = []
+        self.async_scheduling = getattr(policy.options, "async_scheduling", True)
+        self._in_flight: Launched | None = None
 
     # -- the Engine interface -------------------------------------------------------------
 
@@ -51,9 +62,16 @@ class LLMEngine:
         self._cancelled.clear()
         plan = self.policy.schedule()
         counts = _count(plan)
-        if not plan.is_empty:
-            sampled, tokens = self.runner.run(plan)
-            events += self._apply(plan, sampled, tokens)
+        launched = None if plan.is_empty else self.runner.launch(plan, self._in_flight)
+        if self._in_flight is not None:
+            events += self._resolve(self._in_flight)
+            self._in_flight = None
+        if launched is not None:
+            self._advance(plan, launched)
+            if self.async_scheduling:
+                self._in_flight = launched
+            else:
+                events += self._resolve(launched)
         self.policy.after_step()
         stats = StepStats(
             start_ns=start,
@@ -72,7 +90,7 @@ class LLMEngine:
         return StepOutput(events, stats)
 
     def has_unfinished(self) -> bool:
-        return bool(self._seqs) or bool(self._cancelled)
+        return bool(self._seqs) or bool(self._cancelled) or self._in_flight is not None
 
     def abort(self, request_id: str) -> None:
         seq = self._seqs.pop(request_id, None)
@@ -87,12 +105,14 @@ class LLMEngine:
 
     def close(self) -> None:
         self._seqs.clear()
+        self._in_flight = None
         self.runner = None  # drop the model and the KV cache
 
     # -- internals ------------------------------------------------------------------------
 
-    def _apply(self, plan: StepPlan, sampled: list[Chunk], tokens: list[int]) -> list[TokenEvent]:
-        # runs for every sequence every step: plain attribute arithmetic, no properties
+    def _advance(self, plan: StepPlan, launched: Launched) -> None:
+        """Move sequences past the launched step. Runs for every sequence every step: plain
+        attribute arithmetic, no properties."""
         kv = self.kv
         cache_blocks = kv.cache_full_blocks if isinstance(kv, PagedKV) and kv.prefix_caching else None
         for chunk in plan.chunks:
@@ -100,22 +120,43 @@ class LLMEngine:
             if chunk.wasted:
                 seq.cache_len += 1
                 continue
+            if seq.status is Status.FINISHED:
+                continue  # stopped by the token resolved since this step was launched
             seq.cache_len += chunk.num_pad + chunk.num_tokens
             seq.num_computed += chunk.num_tokens
             if seq.num_computed > seq.max_computed:
                 seq.max_computed = seq.num_computed
             if cache_blocks is not None:  # before finishing: freed blocks stay cached
                 cache_blocks(seq)
-        events = []
-        for chunk, token in zip(sampled, tokens):
+        pending = launched.pending
+        for row, chunk in enumerate(launched.sampled):
             seq = chunk.seq
-            if chunk.wasted or seq.is_finished:
-                continue  # a padded batch's finished row: its token is thrown away
-            seq.token_ids.append(token)
-            done = seq.reached_stop()
+            if chunk.wasted or seq.status is Status.FINISHED:
+                continue  # a padded batch's finished row, or stopped: its token is thrown away
+            tokens = seq.token_ids
+            tokens.append(pending_token(row))
+            pending.append((seq, len(tokens) - 1, row))
+            if len(tokens) - seq.num_prompt >= seq.request.max_new_tokens:
+                self.policy.finish(seq)  # its last token is on the way: no more steps
+
+    def _resolve(self, launched: Launched) -> list[TokenEvent]:
+        """The launched step's tokens on the host: fill them in, emit them, stop sequences."""
+        tokens = launched.tokens.wait()
+        events = []
+        for seq, index, row in launched.pending:
+            if self._seqs.get(seq.id) is not seq:
+                continue  # aborted meanwhile
+            token = tokens[row]
+            seq.token_ids[index] = token
+            done = seq.status is Status.FINISHED  # reached max_new_tokens at launch
+            if not done and token in seq.request.stop_token_ids:
+                done = True
+                if seq.status is Status.WAITING:  # preempted while its token was on the way
+                    self.policy.abort(seq)
+                else:
+                    self.policy.finish(seq)
             events.append(TokenEvent(seq.id, [token], finished=done))
             if done:
-                self.policy.finish(seq)
                 del self._seqs[seq.id]
         return events
 

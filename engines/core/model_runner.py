@@ -6,7 +6,7 @@ left pads (and finished rows computing throwaway tokens), so there is one code p
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -14,6 +14,7 @@ import torch
 from engines.attention.metadata import AttentionMetadata
 from engines.core.plan import Chunk, StepPlan
 from engines.core.sampling import SamplingBatch, sample
+from engines.transfer import HostTokens, pack_to_device
 from engines.kv.base import KVStorage
 from engines.model.llama import CausalLM
 
@@ -32,7 +33,8 @@ class Batch:
 
 
 def _chunk_tokens(chunk: Chunk) -> tuple[list[int], np.ndarray, int]:
-    """Token ids, RoPE positions and the first cache index this chunk writes."""
+    """Token ids (pending ones as their stand-ins), RoPE positions and the first cache index
+    this chunk writes."""
     seq = chunk.seq
     start = seq.cache_len
     if chunk.wasted:  # a finished row of a padded batch: feeds its last token again
@@ -43,6 +45,14 @@ def _chunk_tokens(chunk: Chunk) -> tuple[list[int], np.ndarray, int]:
         ids = [PAD_TOKEN_ID] * chunk.num_pad + ids
         positions = np.concatenate([np.zeros(chunk.num_pad, dtype=np.int64), positions])
     return ids, positions, start
+
+
+def fill_pending(ids: torch.Tensor, previous: torch.Tensor | None) -> torch.Tensor:
+    """Input ids with each pending stand-in (engines.core.sequence.pending_token) replaced, on
+    the device, by the previous step's sampled token it stands for."""
+    if previous is None or previous.numel() == 0:
+        return ids
+    return torch.where(ids >= 0, ids, previous[(-1 - ids).clamp(min=0)])
 
 
 def split_chunks(chunks: list[Chunk], max_tokens: int) -> list[list[Chunk]]:
@@ -68,6 +78,15 @@ def _sampling_batch(chunks: list[Chunk], device) -> SamplingBatch:
     return SamplingBatch.build(params, [len(c.seq.token_ids) - c.seq.num_prompt for c in chunks], device)
 
 
+@dataclass
+class Launched:
+    """A step queued on the device: the chunks that sample, and their tokens on the way."""
+
+    sampled: list[Chunk]
+    tokens: HostTokens
+    pending: list = field(default_factory=list)  # (sequence, index in token_ids, row), filled by the engine
+
+
 class ModelRunner:
     def __init__(self, model: CausalLM, storage: KVStorage, device: torch.device, graphs=None):
         self.model = model
@@ -76,20 +95,28 @@ class ModelRunner:
         self.block_size = storage.block_size
         self.graphs = graphs  # engines.core.cuda_graphs.DecodeGraphs, or None
 
-    def run(self, plan: StepPlan) -> tuple[list[Chunk], list[int]]:
-        """Execute a plan: (the chunks that sampled, their tokens), tokens on the host."""
+    def launch(self, plan: StepPlan, previous: Launched | None = None) -> Launched:
+        """Queue a plan's forward and sampling on the device and return at once; pending
+        tokens in its inputs are taken from `previous`, the step before it, on the device."""
+        prev = None if previous is None else previous.tokens.device_tokens
         if self.graphs is not None and self.graphs.fits(plan.chunks):
-            sampled = plan.chunks  # one new position per sequence: every chunk samples
-            logits = self.graphs.run(plan.chunks)
-            return sampled, sample(logits, _sampling_batch(sampled, self.device)).tolist()
-        sampled, tokens = [], []
+            logits = self.graphs.run(plan.chunks, prev)
+            tokens = sample(logits, _sampling_batch(plan.chunks, self.device))
+            return Launched(plan.chunks, HostTokens.start(tokens))  # every decode chunk samples
+        sampled, parts = [], []
         for group in split_chunks(plan.chunks, MAX_FORWARD_TOKENS):
-            batch = self.build(StepPlan(chunks=group))
+            batch = self.build(StepPlan(chunks=group), prev)
             sampled += batch.sample_chunks
-            tokens += self.execute(batch)
-        return sampled, tokens
+            parts.append(self.execute(batch))
+        tokens = parts[0] if len(parts) == 1 else torch.cat(parts)
+        return Launched(sampled, HostTokens.start(tokens))
 
-    def build(self, plan: StepPlan) -> Batch:
+    def run(self, plan: StepPlan) -> tuple[list[Chunk], list[int]]:
+        """Execute a plan and wait: (the chunks that sampled, their tokens on the host)."""
+        launched = self.launch(plan)
+        return launched.sampled, launched.tokens.wait()
+
+    def build(self, plan: StepPlan, previous_tokens: torch.Tensor | None = None) -> Batch:
         ids: list[int] = []
         positions, slots = [], []
         qlens, seq_lens, key_start, tables = [], [], [], []
@@ -117,33 +144,42 @@ class ModelRunner:
         table_array = np.zeros((len(tables), width), dtype=np.int32)
         for i, t in enumerate(tables):
             table_array[i, : len(t)] = t
-        dev = self.device
         query_start = np.zeros(len(qlens) + 1, dtype=np.int32)
         np.cumsum(qlens, out=query_start[1:])
+        dev = self.device
+        # two copies to the device in all (one per dtype), none of them waiting for it
+        input_ids, pos, slot_mapping, sample_index = pack_to_device(
+            [np.asarray(ids), np.concatenate(positions), np.concatenate(slots), np.asarray(sample_rows)], np.int64, dev
+        )
+        qstart, lens, kstart, flat_tables = pack_to_device(
+            [query_start, np.asarray(seq_lens), np.asarray(key_start), table_array], np.int32, dev
+        )
         meta = AttentionMetadata(
-            query_start=torch.from_numpy(query_start).to(dev),
-            seq_lens=torch.tensor(seq_lens, dtype=torch.int32, device=dev),
-            key_start=torch.tensor(key_start, dtype=torch.int32, device=dev),
-            block_tables=torch.from_numpy(table_array).to(dev),
-            slot_mapping=torch.from_numpy(np.concatenate(slots)).to(dev),
+            query_start=qstart,
+            seq_lens=lens,
+            key_start=kstart,
+            block_tables=flat_tables.view(len(tables), width),
+            slot_mapping=slot_mapping,
             query_lens=qlens,
             seq_lens_host=seq_lens,
             key_start_host=key_start,
             block_size=bs,
         )
+        if min(ids) < 0:
+            input_ids = fill_pending(input_ids, previous_tokens)
         return Batch(
-            input_ids=torch.tensor(ids, dtype=torch.long, device=dev),
-            positions=torch.from_numpy(np.concatenate(positions)).to(dev),
+            input_ids=input_ids,
+            positions=pos,
             meta=meta,
-            sample_index=torch.tensor(sample_rows, dtype=torch.long, device=dev),
+            sample_index=sample_index,
             sample_chunks=sample_chunks,
             sampling=SamplingBatch.build(params, steps, dev),
         )
 
-    def execute(self, batch: Batch) -> list[int]:
-        """Forward, logits at the sampled rows, sample; the tokens come back to the host."""
+    def execute(self, batch: Batch) -> torch.Tensor:
+        """Forward, logits at the sampled rows, sample: the tokens [S], on the device."""
         hidden = self.model(batch.input_ids, batch.positions, self.storage.layers, batch.meta)
         if not batch.sample_chunks:
-            return []
+            return torch.empty(0, dtype=torch.long, device=self.device)
         logits = self.model.logits(hidden[batch.sample_index])
-        return sample(logits, batch.sampling).tolist()
+        return sample(logits, batch.sampling)

@@ -32,6 +32,11 @@ class EngineOptions:
     prefix_caching: paged only: share cached prompt blocks between requests.
     attention: "auto", "reference" (plain torch, any device), or a GPU kernel name.
     cuda_graphs: capture decode steps in CUDA graphs (GPU only).
+    async_scheduling: schedule and launch step t+1 before step t's tokens reach the host
+        (the tokens stay on the device), so host work overlaps the GPU's.
+    batch_invariant: matrix products and attention whose result for a token does not depend
+        on what else is in the batch (fixed reduction order): engines then agree token for
+        token in bf16 too, at some speed.
     """
 
     max_batch: int | None = None
@@ -43,6 +48,8 @@ class EngineOptions:
     prefix_caching: bool = False
     attention: str = "auto"
     cuda_graphs: bool = True
+    async_scheduling: bool = True
+    batch_invariant: bool = False
 
     @classmethod
     def from_kwargs(cls, engine: str, kwargs: dict) -> "EngineOptions":
@@ -66,6 +73,8 @@ class ResolvedOptions:
     attention: str
     cuda_graphs: bool
     kv_bytes_per_token: int
+    async_scheduling: bool = True
+    batch_invariant: bool = False
 
     @property
     def kv_tokens(self) -> int:
@@ -147,4 +156,6 @@ def resolve(
         attention=opts.attention,
         cuda_graphs=bool(opts.cuda_graphs) and device.type == "cuda",
         kv_bytes_per_token=kv_bytes_per_token,
+        async_scheduling=bool(opts.async_scheduling),
+        batch_invariant=bool(opts.batch_invariant),
     )

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
+from engines.transfer import pack_to_device
 from engines.request import SamplingParams
 
 _MASK32 = 0xFFFFFFFF
@@ -58,15 +60,16 @@ class SamplingBatch:
         if all_greedy:
             empty = torch.empty(0, device=device)
             return cls(True, empty, empty, empty, empty, empty, empty)
-        return cls(
-            all_greedy=False,
-            greedy=torch.tensor([p.greedy for p in params], device=device),
-            temperature=torch.tensor([p.temperature or 1.0 for p in params], device=device),
-            top_k=torch.tensor([p.top_k for p in params], device=device, dtype=torch.int64),
-            top_p=torch.tensor([p.top_p for p in params], device=device),
-            seeds=torch.tensor([p.seed for p in params], device=device, dtype=torch.int64),
-            steps=torch.tensor(steps, device=device, dtype=torch.int64),
+        # two copies to the device (floats, integers), neither waiting for it
+        temperature, top_p = pack_to_device(
+            [np.array([p.temperature or 1.0 for p in params]), np.array([p.top_p for p in params])], np.float32, device
         )
+        greedy, top_k, seeds, step = pack_to_device(
+            [np.array([p.greedy for p in params]), np.array([p.top_k for p in params]),
+             np.array([p.seed for p in params]), np.asarray(steps)],
+            np.int64, device,
+        )
+        return cls(False, greedy.bool(), temperature, top_k, top_p, seeds, step)
 
 
 def sample(logits: torch.Tensor, batch: SamplingBatch) -> torch.Tensor:

@@ -13,6 +13,13 @@ import enum
 from engines.request import Request
 
 
+def pending_token(row: int) -> int:
+    """What token_ids holds for a token sampled by the step in flight but not yet on the host
+    (async scheduling): -1 - its row in that step's sampled tokens, which stay on the device
+    and are substituted there when the next step feeds it."""
+    return -1 - row
+
+
 class Status(enum.Enum):
     WAITING = "waiting"
     RUNNING = "running"
@@ -61,12 +68,6 @@ class Sequence:
     @property
     def is_finished(self) -> bool:
         return self.status is Status.FINISHED
-
-    def reached_stop(self) -> bool:
-        produced = len(self.token_ids) - self.num_prompt
-        if produced >= self.request.max_new_tokens:
-            return True
-        return produced > 0 and self.token_ids[-1] in self.request.stop_token_ids
 
     def __repr__(self) -> str:
         return (

@@ -7,6 +7,11 @@ float32 upcasts), so that in float32 the tokens equal `generate`'s.
 
 q/k/v and gate/up projections are fused into one matrix each (as serving engines do): one
 matmul instead of three or two, fewer kernel launches per layer.
+
+Every matrix product goes through one `linear` function, chosen once per model: F.linear
+(cuBLAS, whose kernel choice depends on the batch size), or, with batch_invariant=True,
+engines.model.invariant_matmul.linear, whose result for a token does not depend on the
+batch it is computed in.
 """
 
 from __future__ import annotations
@@ -124,11 +129,11 @@ class DecoderLayer(nn.Module):
         self.q_size = self.num_heads * self.head_dim
         self.kv_size = self.num_kv_heads * self.head_dim
 
-    def forward(self, x, residual, rotary, positions, kv_cache, meta, attention, plan, ops):
+    def forward(self, x, residual, rotary, positions, kv_cache, meta, attention, plan, ops, linear):
         """x [T, hidden] is the last sublayer's output, not yet added to `residual` (None
         for the first layer): each add is fused into the norm that follows it."""
         h, residual = self.input_layernorm(x, ops, residual)
-        qkv = F.linear(h, self.qkv_weight, self.qkv_bias)
+        qkv = linear(h, self.qkv_weight, self.qkv_bias)
         q, k, v = qkv.split([self.q_size, self.kv_size, self.kv_size], dim=-1)
         q = q.view(-1, self.num_heads, self.head_dim)  # [T, H, D]
         k = k.view(-1, self.num_kv_heads, self.head_dim)  # [T, Hkv, D]
@@ -139,9 +144,9 @@ class DecoderLayer(nn.Module):
         q = ops.rotary(q, positions, rotary.cos, rotary.sin)
         k = ops.rotary(k, positions, rotary.cos, rotary.sin)
         o = attention(q, k, v, kv_cache[0], kv_cache[1], meta, plan, self.window)
-        h = F.linear(o.reshape(-1, self.q_size), self.o_weight, self.o_bias)
+        h = linear(o.reshape(-1, self.q_size), self.o_weight, self.o_bias)
         h, residual = self.post_attention_layernorm(h, ops, residual)
-        return F.linear(ops.silu_mul(F.linear(h, self.gate_up_weight)), self.down_weight), residual
+        return linear(ops.silu_mul(linear(h, self.gate_up_weight)), self.down_weight), residual
 
 
 def _layer_windows(config) -> list[int | None]:
@@ -156,13 +161,24 @@ def _layer_windows(config) -> list[int | None]:
     return [window] * n
 
 
+def _linear_function(batch_invariant: bool):
+    if not batch_invariant:
+        return F.linear
+    from engines.model import invariant_matmul  # imports triton: only when asked for
+
+    return invariant_matmul.linear
+
+
 class CausalLM(nn.Module):
-    def __init__(self, weights: ModelWeights, attention, max_positions: int, fused: bool = False):
+    def __init__(
+        self, weights: ModelWeights, attention, max_positions: int, fused: bool = False, batch_invariant: bool = False
+    ):
         super().__init__()
         c, w = weights.config, weights.state_dict
         self.config = c
         self.attention = attention
         self.ops = FusedOps() if fused else TorchOps
+        self.linear = _linear_function(batch_invariant)
         self.embed = nn.Parameter(w["model.embed_tokens.weight"], requires_grad=False)
         self.lm_head = self.embed if "lm_head.weight" not in w else nn.Parameter(w["lm_head.weight"], requires_grad=False)
         self.norm = RMSNorm(w["model.norm.weight"], c.rms_norm_eps)
@@ -188,10 +204,12 @@ class CausalLM(nn.Module):
             plan = self.attention.prepare(meta)
         x, residual = F.embedding(input_ids, self.embed), None
         for layer, kv in zip(self.layers, kv_caches):
-            x, residual = layer(x, residual, self.rotary, positions, kv, meta, self.attention, plan, self.ops)
+            x, residual = layer(
+                x, residual, self.rotary, positions, kv, meta, self.attention, plan, self.ops, self.linear
+            )
         return self.norm(x, self.ops, residual)[0]  # [T, hidden]
 
     @torch.inference_mode()
     def logits(self, hidden: torch.Tensor) -> torch.Tensor:
         """[S, hidden] -> [S, vocab] in float32 (computed in the model dtype, as transformers)."""
-        return F.linear(hidden, self.lm_head).float()
+        return self.linear(hidden, self.lm_head).float()

@@ -31,7 +31,7 @@ class FakeRunner(ModelRunner):
         self.options = options
         self.max_tokens_seen = 0
 
-    def execute(self, batch) -> list[int]:
+    def execute(self, batch) -> torch.Tensor:
         meta = batch.meta
         slots = meta.slot_mapping.tolist()
         assert len(slots) == len(set(slots)), "two tokens of one step write the same KV slot"
@@ -39,7 +39,7 @@ class FakeRunner(ModelRunner):
         assert batch.input_ids.shape[0] == len(slots) == sum(meta.query_lens)
         assert all(0 <= t < VOCAB for t in batch.input_ids.tolist())
         self.max_tokens_seen = max(self.max_tokens_seen, len(slots))
-        return [fake_token(c.seq.id, c.seq.num_output) for c in batch.sample_chunks]
+        return torch.tensor([fake_token(c.seq.id, c.seq.num_output) for c in batch.sample_chunks], dtype=torch.long)
 
 
 def fake_engine(name: str, **kw) -> LLMEngine:

@@ -1,5 +1,6 @@
 """On a CUDA GPU: the Triton attention, the fused kernels and the CUDA-graph decode path keep
-every in-repo engine's float32 greedy output equal to transformers' `generate` on that GPU."""
+every in-repo engine's float32 greedy output equal to transformers' `generate` (float32, with
+the same weights, drawn on the GPU; transformers runs on the CPU, its reference path)."""
 
 from __future__ import annotations
 
@@ -17,14 +18,14 @@ REQUESTS = random_requests(24, seed=5, vocab=2048, prompt=(2, 200), output=(1, 6
 @pytest.fixture(scope="module", params=["tiny", "tiny-qwen3"])
 def reference(request):
     hf = hf_model(request.param, device="cuda")
-    return request.param, hf, hf_generate(hf, REQUESTS, device="cuda")
+    return request.param, hf, hf_generate(hf, REQUESTS)
 
 
 def explain(hf, request, expected, got) -> str:
     """Where the outputs part, and transformers' own top-2 logit gap there: a gap near
     float32 rounding means a tie broken differently, a large one a wrong result."""
     i = next(i for i, (a, b) in enumerate(zip(expected, got)) if a != b) if expected[: len(got)] != got else len(got)
-    ids = torch.tensor([list(request.prompt_ids) + expected[:i]], device="cuda")
+    ids = torch.tensor([list(request.prompt_ids) + expected[:i]])
     with torch.no_grad():
         logits = hf(ids).logits[0, -1].float()
     top = logits.topk(2)
@@ -40,7 +41,7 @@ def explain(hf, request, expected, got) -> str:
         ("static", dict(max_batch=8)),
         ("continuous", dict(max_batch=12, token_budget=64)),
         ("paged", dict(max_batch=24, token_budget=64)),
-        ("paged", dict(kv_tokens=512, max_model_len=320, token_budget=64, prefix_caching=True)),
+        ("paged", dict(max_batch=16, kv_tokens=512, max_model_len=320, token_budget=64, prefix_caching=True)),
     ],
 )
 def test_gpu_engines_equal_generate_in_float32(reference, name, options, graphs):
@@ -52,4 +53,28 @@ def test_gpu_engines_equal_generate_in_float32(reference, name, options, graphs)
     wrong = [explain(hf, r, expected[r.id], tokens[r.id]) for r in REQUESTS if tokens[r.id] != expected[r.id]]
     assert not wrong, f"{len(wrong)} of {len(REQUESTS)} differ:\n" + "\n".join(wrong)
     assert engine.kv.is_idle()
+    engine.close()
+
+
+def test_launching_a_step_does_not_wait_for_the_device():
+    """With async scheduling a step() launches its forward and waits only for the step before:
+    a long kernel queued ahead of the new step must not hold the host. Any hidden host sync
+    (a pageable copy to the device, a .item()) would make step() wait for it."""
+    import time
+
+    engine = create_engine("paged", model="tiny", device="cuda", dtype="bfloat16", max_batch=8)
+    for r in random_requests(8, seed=1, vocab=2048, prompt=(20, 40), output=(60, 60)):
+        engine.add_request(r)
+    for _ in range(4):  # prefill and the first decode steps: kernels compiled, graphs warm
+        engine.step()
+    torch.cuda.synchronize()
+    torch.cuda._sleep(1_000_000_000)  # about half a second of GPU time, ahead of the next step
+    t0 = time.perf_counter()
+    engine.step()  # launches behind the sleep, resolves the step before it
+    launch_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    engine.step()  # must wait for the sleep and the step behind it
+    wait_s = time.perf_counter() - t0
+    assert wait_s > 0.1, f"the sleep kernel took {wait_s:.3f} s: too short to tell"
+    assert launch_s < 0.2 * wait_s, f"step() held the host for {launch_s:.3f} s behind a {wait_s:.3f} s kernel"
     engine.close()

@@ -26,6 +26,7 @@ def scenarios(draw):
         num_blocks=num_blocks,
         max_model_len=max_model_len,
         prefix_caching=name == "paged" and draw(st.booleans()),
+        async_scheduling=draw(st.booleans()),
     )
     n = draw(st.integers(1, 12))
     shared = draw(st.lists(st.integers(3, 20), min_size=0, max_size=12))  # a common prefix
@@ -35,7 +36,10 @@ def scenarios(draw):
         tail = draw(st.lists(st.integers(3, 999), min_size=prompt_len, max_size=prompt_len))
         ids = (shared + tail)[:prompt_len] if draw(st.booleans()) else tail
         max_new = draw(st.integers(1, max_model_len - prompt_len))
-        requests.append(Request(f"q{i}", tuple(ids), max_new))
+        # some requests stop early, on the token they would produce at a drawn index
+        stop_at = draw(st.one_of(st.none(), st.integers(0, max_new - 1)))
+        stop = () if stop_at is None else (fake_token(f"q{i}", stop_at),)
+        requests.append(Request(f"q{i}", tuple(ids), max_new, stop_token_ids=stop))
         arrivals.append(draw(st.integers(0, 20)))
         if draw(st.integers(0, 9)) == 0:
             aborts[f"q{i}"] = draw(st.integers(0, 30))
@@ -85,6 +89,9 @@ def test_policies_keep_their_invariants(scenario):
     assert set(final) == {r.id for r in requests}
     for r in requests:
         expected = [fake_token(r.id, i) for i in range(r.max_new_tokens)]
+        stops = [i for i, t in enumerate(expected) if t in r.stop_token_ids]
+        if stops:
+            expected = expected[: stops[0] + 1]  # up to and including the first stop token
         if final[r.id] == "ok":
             assert tokens[r.id] == expected, "a token was skipped, repeated or reordered"
         else:
