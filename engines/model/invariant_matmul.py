@@ -17,11 +17,12 @@ input_precision="ieee" (no TF32), so float32 stays float32 (the CPU equality tes
 A bias is added to the float32 accumulator before that one rounding (cuBLAS's bias epilogue
 does the same; an unfused `x @ w.T + b` would round twice).
 
-Cost (H200, bf16, measured with benchmarks/invariant_matmul.py):
-TODO(lead): fill in from the benchmark's table. Expected shape of the result: large M
-(prefill, 8192 rows) close to cuBLAS; small M (decode, 1..256 rows) slower, since with the
-tile fixed by N alone a narrow layer (N = 2048..6144) runs on only N / BLOCK_N programs,
-fewer than the GPU's SMs, where cuBLAS would split K to fill them.
+Cost (one H200, bf16, 2026-11-28, benchmarks/invariant_matmul.py): all matrix products of one
+forward take 3.08x / 1.88x / 1.71x / 1.37x cuBLAS's time on the Llama 1B shape at M = 1 / 64 /
+256 / 8192 rows, 2.77x / 1.64x / 1.50x / 1.31x on the 8B shape. Small M is slowest: with the
+tile fixed by N alone a narrow layer (N = 2048..6144) runs on only N / BLOCK_N programs, fewer
+than the GPU's SMs, where cuBLAS would split K to fill them. End to end, `paged` on anchor-a
+(llama-1b) ran at 22,369 output tok/s with it and 35,056 without.
 """
 
 from __future__ import annotations
