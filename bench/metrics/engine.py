@@ -50,7 +50,9 @@ def engine_summary(steps: pd.DataFrame) -> dict | None:
         return int(steps[column].sum())
 
     return {
-        "steps": int(len(steps)),
+        # forward passes: a step that only collects the previous step's tokens (the last
+        # one of an async-scheduled run) computes nothing
+        "steps": int((steps[["prefill_tokens", "decode_tokens", "padded_tokens", "wasted_decode_tokens"]].sum(axis=1) > 0).sum()),
         "prefill_tokens": total("prefill_tokens"),
         "decode_tokens": total("decode_tokens"),
         "padded_tokens": total("padded_tokens"),

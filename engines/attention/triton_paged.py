@@ -148,20 +148,43 @@ def _block_q(group: int, target_rows: int) -> int:
     return max(1, target_rows // group)
 
 
+@dataclass(frozen=True)
+class TileConfig:
+    """One launch shape: tile rows (query tokens x grouped heads), keys per iteration, and
+    Triton's warps and pipeline stages (None: Triton's defaults)."""
+
+    rows: int
+    block_n: int = 64
+    num_warps: int | None = None
+    num_stages: int | None = None
+
+    def launch_options(self) -> dict:
+        return {k: v for k, v in (("num_warps", self.num_warps), ("num_stages", self.num_stages)) if v is not None}
+
+
+DECODE = TileConfig(rows=16)  # one token per sequence: a small tile, K/V read once per group
+PREFILL = TileConfig(rows=64)
+
+
 class TritonPagedAttention:
     name = "triton"
 
-    def __init__(self, scale: float, num_heads: int, num_kv_heads: int, head_dim: int, batch_invariant: bool = False):
+    def __init__(
+        self, scale: float, num_heads: int, num_kv_heads: int, head_dim: int, batch_invariant: bool = False,
+        decode: TileConfig = DECODE, prefill: TileConfig = PREFILL,
+    ):
         if head_dim & (head_dim - 1):
             raise ValueError(f"the Triton attention needs a power-of-two head_dim, got {head_dim}")
         self.scale = scale
         self.group = num_heads // num_kv_heads
         self.num_kv_heads = num_kv_heads
         self.head_dim = head_dim
-        self.prefill_block_q = _block_q(self.group, 64)
         # Batch-invariant: a decode token is computed in the same tile shape as a prompt
         # token (same matrix instructions, same rounding), at the cost of idle tile rows.
-        self.decode_block_q = self.prefill_block_q if batch_invariant else _block_q(self.group, 16)
+        self.prefill_config = prefill
+        self.decode_config = prefill if batch_invariant else decode
+        self.prefill_block_q = _block_q(self.group, prefill.rows)
+        self.decode_block_q = _block_q(self.group, self.decode_config.rows)
 
     def prepare(self, meta: AttentionMetadata) -> _Plan:
         device = meta.seq_lens.device
@@ -182,7 +205,7 @@ class TritonPagedAttention:
         k_cache.view(-1, kv_heads, head_dim).index_copy_(0, meta.slot_mapping, k)
         v_cache.view(-1, kv_heads, head_dim).index_copy_(0, meta.slot_mapping, v)
         out = torch.empty_like(q)
-        for work, block_n in ((plan.decode, 64), (plan.prefill, 64)):
+        for work, config in ((plan.decode, self.decode_config), (plan.prefill, self.prefill_config)):
             if work is None or work.size == 0:
                 continue
             _paged_attention_kernel[(work.size, self.num_kv_heads)](
@@ -195,7 +218,8 @@ class TritonPagedAttention:
                 out.stride(0), out.stride(1),
                 meta.block_tables.stride(0),
                 BLOCK_SIZE=k_cache.shape[1], GROUP=self.group, BLOCK_Q=work.block_q,
-                BLOCK_N=block_n, HEAD_DIM=head_dim,
+                BLOCK_N=config.block_n, HEAD_DIM=head_dim,
                 PRECISION="ieee" if q.dtype == torch.float32 else "tf32",
+                **config.launch_options(),
             )
         return out

@@ -221,6 +221,12 @@ def test_engine_block_from_steps():
     }
 
 
+def test_engine_steps_count_forward_passes_only():
+    """An async-scheduled run ends with a step that only collects the last tokens."""
+    steps = steps_frame([step(0, 10, prefill_tokens=8), step(10, 20, decode_tokens=2), step(20, 21)])
+    assert summary_of(MIXED, steps=steps)["engine"]["steps"] == 2
+
+
 def test_engine_block_null_without_steps():
     assert summary_of(MIXED)["engine"] is None
 

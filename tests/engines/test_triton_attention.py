@@ -13,7 +13,7 @@ triton = pytest.importorskip("triton")  # on a CPU, tests/conftest.py set up its
 
 from engines.attention.metadata import AttentionMetadata  # noqa: E402
 from engines.attention.reference import ReferenceAttention  # noqa: E402
-from engines.attention.triton_paged import TritonPagedAttention  # noqa: E402
+from engines.attention.triton_paged import TileConfig, TritonPagedAttention  # noqa: E402
 
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
 
@@ -55,6 +55,26 @@ def random_batch(rng: random.Random, heads, kv_heads, dim, block, pads: bool, dt
     make = lambda *shape: torch.randn(*shape, generator=g).to(DEVICE, dtype)  # noqa: E731
     cache = make(num_blocks, block, kv_heads, dim)
     return meta, make(T, heads, dim), make(T, kv_heads, dim), make(T, kv_heads, dim), cache, make(num_blocks, block, kv_heads, dim)
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        dict(prefill=TileConfig(128, 32, num_warps=8, num_stages=2), decode=TileConfig(16, 128, num_warps=2, num_stages=4)),
+        dict(batch_invariant=True),  # decode tokens in the prefill tile shape
+    ],
+)
+def test_other_tile_configurations_equal_reference(options):
+    heads, kv_heads, dim, block = 4, 2, 32, 16
+    rng = random.Random(11)
+    triton_attn = TritonPagedAttention(dim**-0.5, heads, kv_heads, dim, **options)
+    ref_attn = ReferenceAttention(dim**-0.5)
+    for pads, window in [(True, None), (False, 7), (True, 7)]:
+        meta, q, k, v, k_cache, v_cache = random_batch(rng, heads, kv_heads, dim, block, pads, torch.float32)
+        want = ref_attn(q, k, v, k_cache.clone(), v_cache.clone(), meta, ref_attn.prepare(meta), window)
+        got = triton_attn(q, k, v, k_cache, v_cache, meta, triton_attn.prepare(meta), window)
+        err = (got - want).norm() / want.norm()
+        assert err < 1e-5, f"{options}, pads={pads}, window={window}: relative error {err:.2e}"
 
 
 @pytest.mark.parametrize("heads,kv_heads,dim,block", [(4, 2, 32, 16), (8, 1, 16, 4), (4, 4, 64, 8)])
