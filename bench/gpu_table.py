@@ -19,7 +19,7 @@ from rich.table import Table
 from bench.compare import execute, plan_compare
 from bench.consistency_fill import fill_consistency
 from bench.engine_spec import parse_engine_spec
-from bench.results import RunResult
+from bench.results import ResultError, RunResult, load_run
 from bench.session import RunOptions
 from engines.registry import ENGINES
 
@@ -83,8 +83,11 @@ def run_table(
     *,
     in_repo_options: dict,
     isolate: bool = True,
+    resume: bool = False,
     console: Console | None = None,
 ) -> tuple[list[RunResult], bool]:
+    """resume: keep the complete runs already in out_dir and run only the others, so that a
+    table longer than one sitting (or one command's time limit) is finished in several."""
     console = console or Console(width=max(Console().width, 150))
     out_dir = Path(out_dir)
     specs = [in_repo_spec(e, in_repo_options) for e in engines]
@@ -99,7 +102,15 @@ def run_table(
                     manifest_extra={**p.manifest_extra, "table_model": model, "table_engine": label})
             for p, label in zip(plan, labels)
         ]
-        runs, interrupted = execute(plan, model, out_dir, options, isolate=isolate, console=console)
+        kept = _complete_runs(plan, out_dir) if resume else {}
+        if kept:
+            console.print(f"{model}: kept {len(kept)} complete run(s) from {out_dir}: {', '.join(sorted(kept))}")
+        todo = [p for p in plan if p.dir_name not in kept]
+        if resume:
+            _set_aside_incomplete(todo, out_dir, console)
+        new_runs, interrupted = execute(todo, model, out_dir, options, isolate=isolate, console=console)
+        by_dir = {**kept, **{r.path.name: r for r in new_runs}}
+        runs = [by_dir[p.dir_name] for p in plan if p.dir_name in by_dir]
         groups = {p.dir_name: p.group for p in plan}
         fill_consistency(runs, {r.path.name: groups[r.path.name] for r in runs})
         all_runs += runs
@@ -111,3 +122,27 @@ def run_table(
     path = write_report(all_runs, out_dir / "report.html", title=f"{', '.join(models)} on {workload}")
     console.print(f"report: {path}")
     return all_runs, interrupted
+
+
+def _complete_runs(plan, out_dir: Path) -> dict[str, RunResult]:
+    kept = {}
+    for item in plan:
+        try:
+            run = load_run(out_dir / item.dir_name)
+        except ResultError:
+            continue  # absent, or not a readable result: it runs again
+        if run.manifest["run"]["status"] == "complete":
+            kept[item.dir_name] = run
+    return kept
+
+
+def _set_aside_incomplete(todo, out_dir: Path, console: Console) -> None:
+    """A failed or interrupted run's directory is renamed, not deleted: what it measured stays."""
+    for item in todo:
+        path = out_dir / item.dir_name
+        if path.exists():
+            n = 1
+            while path.with_name(f"{path.name}.incomplete-{n}").exists():
+                n += 1
+            path.rename(path.with_name(f"{path.name}.incomplete-{n}"))
+            console.print(f"{item.dir_name}: incomplete, moved to {path.name}.incomplete-{n} and run again")

@@ -25,6 +25,7 @@ def register(subparsers) -> None:
     p.add_argument("--max-model-len", type=positive_int, default=1536, help="max_model_len of the in-repo engines (default 1536: anchor-a's longest request)")
     p.add_argument("--out", type=Path, required=True, help="output folder")
     p.add_argument("--no-isolate", action="store_true", help="run every engine in this process")
+    p.add_argument("--resume", action="store_true", help="keep the complete runs already in OUT and run only the missing, failed or interrupted ones (set aside as <dir>.incomplete-N): a table too long for one sitting runs in several commands")
     p.add_argument("--device", default=None)
     p.add_argument("--dtype", default=None)
     p.add_argument("--seed", type=int, default=0)
@@ -50,6 +51,7 @@ def main(args: argparse.Namespace) -> int:
         options,
         in_repo_options=shared,
         isolate=not args.no_isolate,
+        resume=args.resume,
     )
     if interrupted:
         return 130

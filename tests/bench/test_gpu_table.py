@@ -4,6 +4,7 @@ its runs, one table and one report cover them all."""
 from __future__ import annotations
 
 import io
+import json
 
 from rich.console import Console
 
@@ -45,3 +46,24 @@ def test_cli_table_writes_the_report(tmp_path, capsys):
                  "--no-progress", "--no-roofline", "--warmup-requests", "0"])
     assert code == 0
     assert (tmp_path / "t" / "report.html").exists()
+
+
+def test_resume_keeps_complete_runs_and_reruns_the_rest(tmp_path):
+    """A table cut short (here: only naive ran) is finished by a second command with
+    --resume: naive is not run again, its numbers stay, static runs, one table covers both;
+    an incomplete run directory is set aside, not deleted."""
+    common = ["--models", "tiny", "--workload", "quick:num_requests=2,output=fixed(2)", "--kv-tokens", "1024",
+              "--max-model-len", "128", "--out", str(tmp_path / "t"), "--no-isolate", "--no-progress",
+              "--no-roofline", "--warmup-requests", "0"]
+    assert main(["table", "--engines", "naive", *common]) == 0
+    naive_dir = next((tmp_path / "t").glob("tiny_naive*"))
+    measured = lambda: {k: v for k, v in json.loads((naive_dir / "summary.json").read_text()).items() if k != "consistency"}  # noqa: E731
+    first_summary = measured()
+    broken = tmp_path / "t" / naive_dir.name.replace("naive", "static")
+    broken.mkdir()  # what a run killed before writing anything leaves: no readable result
+    assert main(["table", "--engines", "naive,static", "--resume", *common]) == 0
+    assert measured() == first_summary  # kept, not re-run (only the agreement block is filled in)
+    assert (broken / "summary.json").exists()
+    assert broken.with_name(broken.name + ".incomplete-1").is_dir()
+    report = (tmp_path / "t" / "report.html").read_text()
+    assert "tiny naive" in report and "tiny static" in report
