@@ -42,7 +42,7 @@ class LLMEngine:
         self._seqs: dict[str, Sequence] = {}
         self._order = itertools.count()
         self._cancelled: list[str] = []
-        self.async_scheduling = getattr(policy.options, "async_scheduling", True)
+        self.async_scheduling = policy.options.async_scheduling
         self._in_flight: Launched | None = None
 
     # -- the Engine interface -------------------------------------------------------------
