@@ -23,7 +23,7 @@ import time
 
 from engines.api import StepOutput, StepStats
 from engines.core.model_runner import Launched, ModelRunner
-from engines.core.plan import Chunk, StepPlan
+from engines.core.plan import StepPlan
 from engines.core.policies.base import Policy
 from engines.core.sequence import Sequence, Status, pending_token
 from engines.kv.paged import PagedKV

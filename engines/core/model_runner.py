@@ -14,9 +14,9 @@ import torch
 from engines.attention.metadata import AttentionMetadata
 from engines.core.plan import Chunk, StepPlan
 from engines.core.sampling import SamplingBatch, sample
-from engines.transfer import HostTokens, pack_to_device
 from engines.kv.base import KVStorage
 from engines.model.llama import CausalLM
+from engines.transfer import HostTokens, pack_to_device
 
 PAD_TOKEN_ID = 0  # what a pad position feeds; its output is masked from every real token
 MAX_FORWARD_TOKENS = 16384  # a larger step (a padded batch's prefill) runs as several forwards

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from engines.transfer import pack_to_device
 from engines.request import SamplingParams
+from engines.transfer import pack_to_device
 
 _MASK32 = 0xFFFFFFFF
 
