@@ -68,7 +68,10 @@ class Engine(Protocol):
         never be served; nothing else is affected."""
 
     def step(self) -> StepOutput:
-        """Do one unit of work; return the tokens produced and the step's counters."""
+        """Do one unit of work; return the tokens that reached the host during it and the
+        step's counters. An engine may return a step's tokens one call later (the in-repo
+        engines do with async scheduling: the device runs a step while the host plans the
+        next), so a caller keeps calling while has_unfinished()."""
 
     def has_unfinished(self) -> bool:
         """True while any added request has not yet had its finished event."""
