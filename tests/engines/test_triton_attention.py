@@ -20,7 +20,7 @@ DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
 
 def random_batch(rng: random.Random, heads, kv_heads, dim, block, pads: bool, dtype):
     """A packed batch of 1-5 sequences with random cached prefixes and new-token counts."""
-    num_blocks = 64
+    num_blocks = 5 * -(-100 // block)  # room for 5 sequences of up to 100 cached + new entries
     perm = list(range(num_blocks))
     rng.shuffle(perm)  # pages in random order: the block table must be followed
     qlens, seq_lens, key_start, tables = [], [], [], []
@@ -81,7 +81,7 @@ def test_other_tile_configurations_equal_reference(options):
 @pytest.mark.parametrize("pads", [False, True])
 @pytest.mark.parametrize("window", [None, 7])
 def test_triton_equals_reference(heads, kv_heads, dim, block, pads, window):
-    rng = random.Random(hash((heads, kv_heads, dim, block, pads, window)) & 0xFFFF)
+    rng = random.Random(repr((heads, kv_heads, dim, block, pads, window)))  # the same draws every run
     scale = dim**-0.5
     triton_attn = TritonPagedAttention(scale, heads, kv_heads, dim)
     ref_attn = ReferenceAttention(scale)
