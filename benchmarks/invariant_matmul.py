@@ -58,6 +58,12 @@ def time_us(fn) -> float:
     return do_bench(fn, warmup=10, rep=40, return_mode="median") * 1e3
 
 
+def _operands(m: int, n: int, k: int, gen, device):
+    """Random bf16 activations [m, k] and a weight [n, k] scaled like a trained layer's."""
+    x = torch.randn(m, k, device=device, dtype=torch.bfloat16, generator=gen)
+    return x, torch.randn(n, k, device=device, dtype=torch.bfloat16, generator=gen) / math.sqrt(k)
+
+
 def measure(shapes=SHAPES, rows=ROWS, timer=time_us, device="cuda") -> list[dict]:
     """One record per (shape, M): both times, and bitwise row invariance of both products."""
     from engines.model.invariant_matmul import config_for, linear
@@ -65,8 +71,7 @@ def measure(shapes=SHAPES, rows=ROWS, timer=time_us, device="cuda") -> list[dict
     records = []
     gen = torch.Generator(device=device).manual_seed(0)
     for model, layer, n, k in shapes:
-        x = torch.randn(max(rows), k, device=device, dtype=torch.bfloat16, generator=gen)
-        w = torch.randn(n, k, device=device, dtype=torch.bfloat16, generator=gen) / math.sqrt(k)
+        x, w = _operands(max(rows), n, k, gen, device)
         full, full_cublas = linear(x, w), F.linear(x, w)
         for m in rows:
             xm = x[:m].clone()  # its own allocation, as a batch of m rows would have
@@ -131,8 +136,7 @@ def sweep(shapes=SHAPES, rows=SWEEP_ROWS, timer=time_us, device="cuda") -> list[
     out = []
     gen = torch.Generator(device=device).manual_seed(1)
     for model, layer, n, k in shapes:
-        x = torch.randn(max(rows), k, device=device, dtype=torch.bfloat16, generator=gen)
-        w = torch.randn(n, k, device=device, dtype=torch.bfloat16, generator=gen) / math.sqrt(k)
+        x, w = _operands(max(rows), n, k, gen, device)
         for m in rows:
             xm = x[:m].clone()
             cublas_us = timer(lambda: F.linear(xm, w))
