@@ -47,7 +47,8 @@ def peer(request):
 
 def collect(engine, requests=(), limit_s=60.0, on_step=None):
     """Add `requests`, step until nothing is unfinished. Returns (tokens, statuses, errors,
-    steps that carried tokens, per request). on_step(step_index, events) may act mid-run."""
+    steps that carried tokens, per request). on_step(step_index, step_output) may act or
+    check mid-run."""
     for r in requests:
         engine.add_request(r)
     tokens, status, errors, carried = {}, {}, {}, {}
@@ -55,8 +56,8 @@ def collect(engine, requests=(), limit_s=60.0, on_step=None):
     step = 0
     while engine.has_unfinished():
         assert time.monotonic() < deadline, f"{engine.name} did not finish within {limit_s} s"
-        events = engine.step().events
-        for ev in events:
+        out = engine.step()
+        for ev in out.events:
             assert ev.request_id not in status, f"{ev.request_id}: an event after its end"
             tokens.setdefault(ev.request_id, []).extend(ev.token_ids)
             if ev.token_ids:
@@ -65,6 +66,6 @@ def collect(engine, requests=(), limit_s=60.0, on_step=None):
                 status[ev.request_id] = ev.status
                 errors[ev.request_id] = ev.error
         if on_step is not None:
-            on_step(step, events)
+            on_step(step, out)
         step += 1
     return tokens, status, errors, carried

@@ -68,8 +68,8 @@ def test_abort_running_and_waiting_requests(peer, reference):
     others = [r for r in requests[2:6]]
     aborted_at = {}
 
-    def abort_long_once_it_streams(step, events):
-        if not aborted_at and any(ev.request_id == "long" and ev.token_ids for ev in events):
+    def abort_long_once_it_streams(step, out):
+        if not aborted_at and any(ev.request_id == "long" and ev.token_ids for ev in out.events):
             peer.abort("long")
             aborted_at["step"] = step
 

@@ -12,6 +12,7 @@ import pytest
 
 from engines.peers.threaded import ThreadedEngine
 from engines.request import ConfigError, Request, RequestError
+from tests.engines.peers.conftest import collect
 
 
 class ScriptedLibrary(ThreadedEngine):
@@ -62,26 +63,15 @@ def req(rid, n=5, prompt=(1, 2, 3)):
 
 
 def run(engine, limit_s=20.0):
-    """Step until nothing is unfinished: (tokens, statuses, errors, steps that carried tokens)."""
-    tokens, status, errors, carried = {}, {}, {}, {}
-    deadline = time.monotonic() + limit_s
-    step = 0
-    while engine.has_unfinished():
-        assert time.monotonic() < deadline, "the engine never finished its requests"
-        out = engine.step()
+    """Step until nothing is unfinished: (tokens, statuses, errors, steps that carried tokens).
+    Every step: no engine counters (a library thread has none), one event per request."""
+
+    def check(step, out):
         assert out.stats is None
         ids = [ev.request_id for ev in out.events]
         assert len(ids) == len(set(ids)), "one event per request per step"
-        for ev in out.events:
-            assert ev.request_id not in status, f"{ev.request_id} had an event after its end"
-            tokens.setdefault(ev.request_id, []).extend(ev.token_ids)
-            if ev.token_ids:
-                carried.setdefault(ev.request_id, []).append(step)
-            if ev.finished:
-                status[ev.request_id] = ev.status
-                errors[ev.request_id] = ev.error
-        step += 1
-    return tokens, status, errors, carried
+
+    return collect(engine, limit_s=limit_s, on_step=check)
 
 
 def test_tokens_stream_and_every_request_ends_once():
