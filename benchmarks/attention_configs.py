@@ -76,8 +76,8 @@ def main() -> int:
                        2 * KV_HEADS * head_dim * 2 * sum(contexts), "GB/s"),
         }
         candidates = {
-            "prefill": [TileConfig(r, n, w, s) for r, n, w, s in itertools.product([64, 128], [32, 64, 128], [4, 8], [2, 3])],
-            "decode": [TileConfig(16, n, w, s) for n, w, s in itertools.product([32, 64, 128], [2, 4, 8], [2, 3, 4])],
+            "prefill": [TileConfig(r, n, w, s) for r, n, w, s in itertools.product([64, 128], [64, 128], [4, 8], [2, 3])],
+            "decode": [TileConfig(16, n, w, s) for n, w, s in itertools.product([32, 64, 128], [4, 8], [2, 3, 4])],
         }
         for kind, (args, amount, unit) in work.items():
             default = TritonPagedAttention(scale, HEADS, KV_HEADS, head_dim)
@@ -95,15 +95,15 @@ def main() -> int:
                 rows.append(dict(shape=shape, kind=kind, rows=config.rows, block_n=config.block_n,
                                  num_warps=config.num_warps, num_stages=config.num_stages,
                                  ms=round(ms, 4), rate=round(rate, 1), unit=unit, ok=ok))
+            if len(sys.argv) > 1:  # after each sweep: a run cut short keeps what it measured
+                with open(sys.argv[1], "w") as f:
+                    json.dump(rows, f, indent=1)
     for (shape, kind), group in itertools.groupby(rows, key=lambda r: (r["shape"], r["kind"])):
         group = list(group)
         print(f"== {shape} {kind} (first row: the default configuration) ==")
         for r in group[:1] + sorted(group[1:], key=lambda r: r["ms"])[:6]:
             print(f"  rows {r['rows']:4} block_n {r['block_n']:4} warps {r['num_warps']} stages {r['num_stages']}: "
                   f"{r['ms']:8.3f} ms  {r['rate']:8.1f} {r['unit']}  ok={r['ok']}")
-    if len(sys.argv) > 1:
-        with open(sys.argv[1], "w") as f:
-            json.dump(rows, f, indent=1)
     return 0 if all(r["ok"] for r in rows) else 1
 
 

@@ -15,7 +15,7 @@ from tests.engines.fakes import fake_engine, fake_token
 e = fake_engine("paged", max_batch=256, token_budget=8192, block_size=16, num_blocks=12000, max_model_len=1536)
 runner = e.runner
 class _Attn:
-    def decode_plan(self, b, device):
+    def decode_plan(self, b, device, order=None):
         return None
 class _Model:
     attention = _Attn()

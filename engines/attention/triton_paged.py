@@ -25,6 +25,18 @@ from engines.attention.metadata import AttentionMetadata
 from engines.transfer import pack_to_device
 
 
+@triton.jit
+def _online_softmax_step(s, v, m_i, l_i, acc, PRECISION: tl.constexpr):
+    """Fold one key tile's scores s [M, N] (log2 domain) and values v [N, D] into the
+    running max m_i, normaliser l_i and output acc."""
+    m_new = tl.maximum(m_i, tl.max(s, 1))
+    p = tl.exp2(s - m_new[:, None])
+    alpha = tl.exp2(m_i - m_new)
+    l_i = l_i * alpha + tl.sum(p, 1)
+    acc = acc * alpha[:, None] + tl.dot(p.to(v.dtype), v, input_precision=PRECISION)
+    return m_new, l_i, acc
+
+
 # The block table's row stride is the batch's longest table: it changes from step to step,
 # and a value Triton specialised on would mean a new compile mid-run.
 @triton.jit(do_not_specialize=["stride_bt"])
@@ -78,10 +90,23 @@ def _paged_attention_kernel(
     offset = seq_len - (seq_q_end - seq_q_start) - seq_q_start  # cache index = token + offset
     last = tl.minimum(q_first + BLOCK_Q, seq_q_end) + offset
     first = key_start
+    # Key tiles that every query of this tile sees whole (they end at or before the first
+    # query's cache index) need no mask: a decode step's keys, and all but the diagonal of a
+    # prompt's. Masking a visible key is a no-op, so both loops compute the same numbers.
+    unmasked_end = first + ((q_first + offset + 1 - first) // BLOCK_N) * BLOCK_N
     if window > 0:
         first = tl.maximum(q_first + offset - window + 1, key_start)
         first = key_start + ((first - key_start) // BLOCK_N) * BLOCK_N
-    for start in range(first, last, BLOCK_N):
+        unmasked_end = first  # window edges are masked in every tile
+    for start in range(first, unmasked_end, BLOCK_N):
+        j = start + tl.arange(0, BLOCK_N)
+        page = tl.load(block_tables_ptr + seq * stride_bt + j // BLOCK_SIZE)
+        slot_off = page.to(tl.int64) * stride_kb + (j % BLOCK_SIZE) * stride_ks + kv_head * stride_kh
+        k = tl.load(k_cache_ptr + slot_off[:, None] + d[None, :])
+        v = tl.load(v_cache_ptr + slot_off[:, None] + d[None, :])
+        s = tl.dot(q, tl.trans(k), input_precision=PRECISION) * scale_log2  # [M, N], log2 domain
+        m_i, l_i, acc = _online_softmax_step(s, v, m_i, l_i, acc, PRECISION)
+    for start in range(tl.maximum(first, unmasked_end), last, BLOCK_N):
         j = start + tl.arange(0, BLOCK_N)  # [N] cache indices
         j_ok = j < last
         page = tl.load(block_tables_ptr + seq * stride_bt + j // BLOCK_SIZE, mask=j_ok, other=0)
@@ -89,20 +114,14 @@ def _paged_attention_kernel(
         k = tl.load(k_cache_ptr + slot_off[:, None] + d[None, :], mask=j_ok[:, None], other=0.0)
         v = tl.load(v_cache_ptr + slot_off[:, None] + d[None, :], mask=j_ok[:, None], other=0.0)
 
-        s = tl.dot(q, tl.trans(k), input_precision=PRECISION) * scale_log2  # [M, N], log2 domain
+        s = tl.dot(q, tl.trans(k), input_precision=PRECISION) * scale_log2
         c = cache_idx[:, None]
         jj = j[None, :]
         ok = (jj <= c) & ((jj >= key_start) | (jj == c)) & j_ok[None, :] & row_ok[:, None]
         if window > 0:
             ok = ok & (jj > c - window)
         s = tl.where(ok, s, float("-inf"))
-
-        m_new = tl.maximum(m_i, tl.max(s, 1))
-        p = tl.exp2(s - m_new[:, None])
-        alpha = tl.exp2(m_i - m_new)
-        l_i = l_i * alpha + tl.sum(p, 1)
-        acc = acc * alpha[:, None] + tl.dot(p.to(v.dtype), v, input_precision=PRECISION)
-        m_i = m_new
+        m_i, l_i, acc = _online_softmax_step(s, v, m_i, l_i, acc, PRECISION)
 
     out = acc / tl.where(l_i > 0, l_i, 1.0)[:, None]
     tl.store(
@@ -162,12 +181,25 @@ class TileConfig:
         return {k: v for k, v in (("num_warps", self.num_warps), ("num_stages", self.num_stages)) if v is not None}
 
 
-DECODE = TileConfig(rows=16)  # one token per sequence: a small tile, K/V read once per group
+# Prefill: no tile shape of benchmarks/attention_configs.py beat 64 rows x 64 keys by more
+# than 1% on an H200 (anchor-a's prompts, ~120 TFLOP/s for head_dim 128).
 PREFILL = TileConfig(rows=64)
+# Decode: one token per sequence, a small tile, K/V read once per group. 128 keys per
+# iteration, 4 warps, 2 stages: the fastest measured there for head_dim 128 (3.49 TB/s of
+# K/V read with 256 sequences of anchor-a's contexts, vs 3.42 for 64 keys) and 64 alike.
+DECODE = TileConfig(rows=16, block_n=128, num_warps=4, num_stages=2)
+
+
+def write_cache(k, v, k_cache, v_cache, slot_mapping):
+    """Store the step's keys and values [T, Hkv, D] at their cache slots."""
+    kv_heads, head_dim = k_cache.shape[2], k_cache.shape[3]
+    k_cache.view(-1, kv_heads, head_dim).index_copy_(0, slot_mapping, k)
+    v_cache.view(-1, kv_heads, head_dim).index_copy_(0, slot_mapping, v)
 
 
 class TritonPagedAttention:
     name = "triton"
+    accepts_written_kv = True  # the caller may have written this step's K/V to the cache already
 
     def __init__(
         self, scale: float, num_heads: int, num_kv_heads: int, head_dim: int, batch_invariant: bool = False,
@@ -183,27 +215,41 @@ class TritonPagedAttention:
         # token (same matrix instructions, same rounding), at the cost of idle tile rows.
         self.prefill_config = prefill
         self.decode_config = prefill if batch_invariant else decode
+        # Batch-invariant: no multiply-add contraction, so that a key tile computes the same
+        # bits in the masked and the unmasked loop (the compiler may fuse only in one).
+        self.fp_fusion = not batch_invariant
         self.prefill_block_q = _block_q(self.group, prefill.rows)
         self.decode_block_q = _block_q(self.group, self.decode_config.rows)
 
     def prepare(self, meta: AttentionMetadata) -> _Plan:
         device = meta.seq_lens.device
         qlens = meta.query_lens
-        decode_rows = [i for i, q in enumerate(qlens) if q == 1]
+        # longest context first: the GPU starts the long programs early, and no SM is left
+        # alone with one at the end of the launch
+        decode_rows = sorted((i for i, q in enumerate(qlens) if q == 1), key=lambda i: -meta.seq_lens_host[i])
         prefill_rows = [i for i, q in enumerate(qlens) if q > 1]
         return _Plan(
             decode=tiles(qlens, decode_rows, self.decode_block_q, device) if decode_rows else None,
             prefill=tiles(qlens, prefill_rows, self.prefill_block_q, device) if prefill_rows else None,
         )
 
-    def decode_plan(self, num_seqs: int, device) -> _Plan:
-        """A static plan for a decode-only batch of num_seqs sequences (CUDA graphs)."""
-        return _Plan(decode=tiles([1] * num_seqs, list(range(num_seqs)), self.decode_block_q, device), prefill=None)
+    def decode_plan(self, num_seqs: int, device, order: torch.Tensor | None = None) -> _Plan:
+        """A static plan for a decode-only batch of num_seqs sequences (CUDA graphs). order:
+        a device buffer [num_seqs] int32 of the sequences in launch order, refilled before each
+        replay (default: 0..num_seqs-1)."""
+        if order is None:
+            return _Plan(decode=tiles([1] * num_seqs, list(range(num_seqs)), self.decode_block_q, device), prefill=None)
+        # one query per sequence: sequence i's query is packed token i
+        return _Plan(decode=TileList(order, order, self.decode_block_q), prefill=None)
 
-    def __call__(self, q, k, v, k_cache, v_cache, meta: AttentionMetadata, plan: _Plan, window=None):
-        kv_heads, head_dim = k_cache.shape[2], k_cache.shape[3]
-        k_cache.view(-1, kv_heads, head_dim).index_copy_(0, meta.slot_mapping, k)
-        v_cache.view(-1, kv_heads, head_dim).index_copy_(0, meta.slot_mapping, v)
+    def __call__(
+        self, q, k, v, k_cache, v_cache, meta: AttentionMetadata, plan: _Plan, window=None, kv_written: bool = False
+    ):
+        """kv_written: the step's keys and values are in the cache already (the fused rotary,
+        engines.model.fused.rotary_store_, wrote them)."""
+        head_dim = k_cache.shape[3]
+        if not kv_written:
+            write_cache(k, v, k_cache, v_cache, meta.slot_mapping)
         out = torch.empty_like(q)
         for work, config in ((plan.decode, self.decode_config), (plan.prefill, self.prefill_config)):
             if work is None or work.size == 0:
@@ -220,6 +266,7 @@ class TritonPagedAttention:
                 BLOCK_SIZE=k_cache.shape[1], GROUP=self.group, BLOCK_Q=work.block_q,
                 BLOCK_N=config.block_n, HEAD_DIM=head_dim,
                 PRECISION="ieee" if q.dtype == torch.float32 else "tf32",
+                enable_fp_fusion=self.fp_fusion,
                 **config.launch_options(),
             )
         return out

@@ -41,13 +41,17 @@ class DecodeGraphs:
         # from the host, which does not wait for the device. The named inputs are views.
         self.longs = torch.zeros(3, n, dtype=torch.long, device=device)
         self.input_ids, self.positions, self.slot_mapping = self.longs  # input ids may be pending stand-ins
-        self.ints = torch.zeros(n * (2 + max_blocks), dtype=torch.int32, device=device)
+        self.ints = torch.zeros(n * (3 + max_blocks), dtype=torch.int32, device=device)
         self.seq_lens = self.ints[:n]
         self.key_start = self.ints[n : 2 * n]
-        self.block_tables = self.ints[2 * n :].view(n, max_blocks)
+        # the attention's launch order of the sequences: longest context first, so that no
+        # SM is left alone with a long one at the end of the launch
+        self.order = self.ints[2 * n : 3 * n]
+        self.block_tables = self.ints[3 * n :].view(n, max_blocks)
         self.query_start = torch.arange(n + 1, dtype=torch.int32, device=device)
         self.slot_mapping.fill_(self.scratch * self.bs)  # what the capture runs on: the scratch block
         self.seq_lens.fill_(1)
+        self.order.copy_(torch.arange(n, dtype=torch.int32, device=device))
         self.block_tables.fill_(self.scratch)
         # the previous step's sampled tokens, which pending input ids stand for
         self.previous = torch.zeros(n, dtype=torch.long, device=device)
@@ -75,7 +79,7 @@ class DecodeGraphs:
         pool = torch.cuda.graph_pool_handle()
         attention = self.model.attention
         for b in reversed(self.buckets):  # largest first: the smaller ones reuse its memory
-            meta, plan = self._meta(b), attention.decode_plan(b, device)
+            meta, plan = self._meta(b), attention.decode_plan(b, device, self.order[:b])
             side = torch.cuda.Stream(device)
             side.wait_stream(torch.cuda.current_stream(device))
             with torch.cuda.stream(side):  # compile the kernels and settle the allocator
@@ -118,15 +122,17 @@ class DecodeGraphs:
         # rows n..full: token 0 at position 0, reading and writing only the scratch block
         pad = full - n
         longs = np.array([ids + [0] * pad, pos + [0] * pad, slots + [self.scratch * bs] * pad], dtype=np.int64)
-        ints = np.full(full * (2 + self.max_blocks), self.scratch, dtype=np.int32)
+        ints = np.full(full * (3 + self.max_blocks), self.scratch, dtype=np.int32)
         ints[:n] = lens
         ints[n:full] = 1
         ints[full : full + n] = starts
         ints[full + n : 2 * full] = 0
+        ints[2 * full : 2 * full + n] = np.argsort(-np.asarray(lens), kind="stable")
+        ints[2 * full + n : 3 * full] = np.arange(n, full)
         width = np.fromiter(map(len, tables), dtype=np.int64, count=n)
         rows = np.repeat(np.arange(n), width)
         cols = np.arange(rows.size) - np.repeat(np.cumsum(width) - width, width)
-        table_array = ints[2 * full :].reshape(full, self.max_blocks)
+        table_array = ints[3 * full :].reshape(full, self.max_blocks)
         table_array[rows, cols] = np.fromiter(chain.from_iterable(tables), dtype=np.int32, count=rows.size)
         copy_into(self.longs, longs)
         copy_into(self.ints, ints)
@@ -135,7 +141,7 @@ class DecodeGraphs:
                 raise RuntimeError(f"{previous.numel()} tokens from the last step, more than max_batch {self.previous.numel()}")
             self.previous[: previous.numel()].copy_(previous)
         if not self.capture:
-            return self._forward(b, self._meta(b), self.model.attention.decode_plan(b, self.device))[:n]
+            return self._forward(b, self._meta(b), self.model.attention.decode_plan(b, self.device, self.order[:b]))[:n]
         graph, logits, _meta, _plan = self.graphs[b]
         graph.replay()
         return logits[:n]

@@ -76,6 +76,61 @@ def rotary_(x: torch.Tensor, positions: torch.Tensor, cos: torch.Tensor, sin: to
 
 
 @triton.jit
+def _rotary_store_kernel(q_ptr, k_ptr, v_ptr, pos_ptr, cos_ptr, sin_ptr, slot_ptr, k_cache_ptr, v_cache_ptr,
+                         stride_qt, stride_qh, stride_kt, stride_kh, stride_vt, stride_vh,
+                         stride_cs, stride_ch, n_heads, n_kv_heads,
+                         HALF: tl.constexpr, BLOCK_H: tl.constexpr, BLOCK_KV: tl.constexpr):
+    t = tl.program_id(0).to(tl.int64)
+    pos = tl.load(pos_ptr + t)
+    slot = tl.load(slot_ptr + t)
+    d = tl.arange(0, HALF)[None, :]
+    c = tl.load(cos_ptr + pos * 2 * HALF + d).to(tl.float32)
+    s = tl.load(sin_ptr + pos * 2 * HALF + d).to(tl.float32)
+    # queries: rotated in place
+    h = tl.arange(0, BLOCK_H)[:, None]
+    q_mask = h < n_heads
+    q_base = q_ptr + t * stride_qt + h * stride_qh
+    q1 = tl.load(q_base + d, mask=q_mask, other=0.0)
+    q2 = tl.load(q_base + HALF + d, mask=q_mask, other=0.0)
+    q1f, q2f = q1.to(tl.float32), q2.to(tl.float32)
+    tl.store(q_base + d, (q1f * c - q2f * s).to(q1.dtype), mask=q_mask)
+    tl.store(q_base + HALF + d, (q2f * c + q1f * s).to(q1.dtype), mask=q_mask)
+    # keys: rotated in place and into the cache slot; values copied beside them
+    hk = tl.arange(0, BLOCK_KV)[:, None]
+    kv_mask = hk < n_kv_heads
+    k_base = k_ptr + t * stride_kt + hk * stride_kh
+    k1 = tl.load(k_base + d, mask=kv_mask, other=0.0)
+    k2 = tl.load(k_base + HALF + d, mask=kv_mask, other=0.0)
+    k1f, k2f = k1.to(tl.float32), k2.to(tl.float32)
+    k1r, k2r = (k1f * c - k2f * s).to(k1.dtype), (k2f * c + k1f * s).to(k1.dtype)
+    tl.store(k_base + d, k1r, mask=kv_mask)
+    tl.store(k_base + HALF + d, k2r, mask=kv_mask)
+    slot_base = slot * stride_cs + hk * stride_ch
+    tl.store(k_cache_ptr + slot_base + d, k1r, mask=kv_mask)
+    tl.store(k_cache_ptr + slot_base + HALF + d, k2r, mask=kv_mask)
+    dv = tl.arange(0, 2 * HALF)[None, :]
+    v = tl.load(v_ptr + t * stride_vt + hk * stride_vh + dv, mask=kv_mask, other=0.0)
+    tl.store(v_cache_ptr + slot_base + dv, v, mask=kv_mask)
+
+
+def rotary_store_(q, k, v, positions, cos, sin, k_cache, v_cache, slot_mapping) -> torch.Tensor:
+    """Rotate q [T, H, D] and k [T, Hkv, D] in place, and write rotated k and v into the
+    caches [..., page, Hkv, D] at slot_mapping [T]: one launch for what is otherwise four
+    (two rotaries, two index copies)."""
+    assert q.stride(-1) == k.stride(-1) == v.stride(-1) == 1
+    assert k_cache.stride(-1) == 1 and k_cache.stride(0) == k_cache.shape[1] * k_cache.stride(1)
+    assert v_cache.stride() == k_cache.stride()
+    heads, kv_heads, dim = q.shape[1], k.shape[1], q.shape[2]
+    _rotary_store_kernel[(q.shape[0],)](
+        q, k, v, positions, cos, sin, slot_mapping, k_cache, v_cache,
+        q.stride(0), q.stride(1), k.stride(0), k.stride(1), v.stride(0), v.stride(1),
+        k_cache.stride(1), k_cache.stride(2), heads, kv_heads,
+        HALF=dim // 2, BLOCK_H=triton.next_power_of_2(heads), BLOCK_KV=triton.next_power_of_2(kv_heads),
+    )
+    return q
+
+
+@triton.jit
 def _silu_mul_kernel(gu_ptr, out_ptr, n_cols, BLOCK: tl.constexpr):
     row = tl.program_id(0).to(tl.int64)
     cols = tl.program_id(1) * BLOCK + tl.arange(0, BLOCK)

@@ -29,6 +29,8 @@ from engines.model.weights import ModelWeights
 class TorchOps:
     """The layer's elementwise steps in plain torch, in transformers' op order."""
 
+    rotary_store = None  # no fused rotary + cache write: rotary, then the attention writes
+
     @staticmethod
     def add_rms_norm(x, weight, eps, residual=None):
         """RMSNorm of (residual + x) -> (normed, residual + x)."""
@@ -62,6 +64,7 @@ class FusedOps:
 
         self.add_rms_norm = fused.add_rms_norm
         self.rotary = fused.rotary_
+        self.rotary_store = fused.rotary_store_
         self.silu_mul = fused.silu_mul
 
 
@@ -141,9 +144,14 @@ class DecoderLayer(nn.Module):
         if self.q_norm is not None:
             q = self.q_norm(q.reshape(-1, self.head_dim), ops)[0].view(-1, self.num_heads, self.head_dim)
             k = self.k_norm(k.reshape(-1, self.head_dim), ops)[0].view(-1, self.num_kv_heads, self.head_dim)
-        q = ops.rotary(q, positions, rotary.cos, rotary.sin)
-        k = ops.rotary(k, positions, rotary.cos, rotary.sin)
-        o = attention(q, k, v, kv_cache[0], kv_cache[1], meta, plan, self.window)
+        if ops.rotary_store is not None and getattr(attention, "accepts_written_kv", False):
+            # one kernel rotates q and k and writes k and v to their cache slots
+            ops.rotary_store(q, k, v, positions, rotary.cos, rotary.sin, kv_cache[0], kv_cache[1], meta.slot_mapping)
+            o = attention(q, k, v, kv_cache[0], kv_cache[1], meta, plan, self.window, kv_written=True)
+        else:
+            q = ops.rotary(q, positions, rotary.cos, rotary.sin)
+            k = ops.rotary(k, positions, rotary.cos, rotary.sin)
+            o = attention(q, k, v, kv_cache[0], kv_cache[1], meta, plan, self.window)
         h = linear(o.reshape(-1, self.q_size), self.o_weight, self.o_bias)
         h, residual = self.post_attention_layernorm(h, ops, residual)
         return linear(ops.silu_mul(linear(h, self.gate_up_weight)), self.down_weight), residual

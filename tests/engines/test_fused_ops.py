@@ -57,3 +57,30 @@ def test_rotary_in_place_on_a_strided_view(dtype, tol):
 def test_silu_mul(dtype, tol):
     gate_up = torch.randn(6, 2 * 1500, generator=torch.Generator().manual_seed(2)).to(DEVICE, dtype)
     assert rel(FUSED.silu_mul(gate_up), TorchOps.silu_mul(gate_up)) < tol
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_rotary_store_equals_rotary_then_cache_write(dtype):
+    """q and k rotated in place, k also into its cache slots, v copied: bit for bit what the
+    two rotaries and the attention's index copies produce, and no other slot touched."""
+    g = torch.Generator().manual_seed(3)
+    T, H, HKV, D, PAGE, PAGES = 6, 4, 2, 16, 4, 5
+    qkv = torch.randn(T, (H + 2 * HKV) * D, generator=g).to(DEVICE, dtype)
+    q, k, v = (t.view(T, -1, D) for t in qkv.split([H * D, HKV * D, HKV * D], dim=-1))
+    pos = torch.tensor([0, 3, 9, 1, 7, 2], device=DEVICE)
+    slots = torch.tensor([17, 2, 8, 19, 0, 11], device=DEVICE)
+    freqs = torch.arange(12.0)[:, None] * (1.0 / 10000 ** (torch.arange(0, D, 2) / D))[None]
+    emb = torch.cat((freqs, freqs), -1)
+    cos, sin = emb.cos().to(DEVICE, dtype), emb.sin().to(DEVICE, dtype)
+    k_cache = torch.randn(PAGES, PAGE, HKV, D, generator=g).to(DEVICE, dtype)
+    v_cache = torch.randn(PAGES, PAGE, HKV, D, generator=g).to(DEVICE, dtype)
+    want_q = FUSED.rotary(q.clone(), pos, cos, sin)
+    want_k_cache, want_v_cache = k_cache.clone(), v_cache.clone()
+    want_k = FUSED.rotary(k.clone(), pos, cos, sin)
+    want_k_cache.view(-1, HKV, D)[slots] = want_k
+    want_v_cache.view(-1, HKV, D)[slots] = v
+    FUSED.rotary_store(q, k, v, pos, cos, sin, k_cache, v_cache, slots)
+    assert torch.equal(q, want_q)
+    assert torch.equal(k, want_k)
+    assert torch.equal(k_cache, want_k_cache)
+    assert torch.equal(v_cache, want_v_cache)

@@ -18,8 +18,9 @@ from engines.attention.triton_paged import TileConfig, TritonPagedAttention  # n
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
 
 
-def random_batch(rng: random.Random, heads, kv_heads, dim, block, pads: bool, dtype):
-    """A packed batch of 1-5 sequences with random cached prefixes and new-token counts."""
+def random_batch(rng: random.Random, heads, kv_heads, dim, block, pads: bool, dtype, fresh: float = 0.0):
+    """A packed batch of 1-5 sequences with random cached prefixes and new-token counts;
+    with probability `fresh` a sequence is a prompt starting in this step (nothing cached)."""
     num_blocks = 5 * -(-100 // block)  # room for 5 sequences of up to 100 cached + new entries
     perm = list(range(num_blocks))
     rng.shuffle(perm)  # pages in random order: the block table must be followed
@@ -27,6 +28,8 @@ def random_batch(rng: random.Random, heads, kv_heads, dim, block, pads: bool, dt
     for _ in range(rng.randint(1, 5)):
         q = rng.choice([1, 1, rng.randint(2, 40)])
         cached = rng.randint(0, 60)
+        if rng.random() < fresh:
+            q, cached = rng.randint(2, 100), 0
         length = cached + q
         pad = rng.randint(0, min(cached, 10)) if pads else 0
         n_pages = -(-length // block)
@@ -62,6 +65,8 @@ def random_batch(rng: random.Random, heads, kv_heads, dim, block, pads: bool, dt
     [
         dict(prefill=TileConfig(128, 32, num_warps=8, num_stages=2), decode=TileConfig(16, 128, num_warps=2, num_stages=4)),
         dict(batch_invariant=True),  # decode tokens in the prefill tile shape
+        # 16-key tiles: most key tiles are whole for every query, so the unmasked loop runs
+        dict(prefill=TileConfig(16, 16), decode=TileConfig(16, 16)),
     ],
 )
 def test_other_tile_configurations_equal_reference(options):
@@ -114,3 +119,18 @@ def test_engines_with_triton_attention_and_static_decode_buffers_equal_generate(
             runner.graphs = DecodeGraphs(runner.model, runner.storage, opts.max_batch, 2 * opts.max_model_len // opts.block_size, runner.device, capture=False)
         tokens, status, _ = drive(engine, requests, add_every=1)
         assert {r.id: tokens[r.id] for r in requests} == expected, name
+
+
+def test_decode_tiles_launch_longest_context_first():
+    """The GPU starts the long decode programs first (no SM left alone with one at the end)."""
+    attention = TritonPagedAttention(32**-0.5, 4, 2, 32)
+    rng = random.Random(3)
+    for _ in range(5):
+        meta, *_ = random_batch(rng, 4, 2, 32, 16, False, torch.float32)
+        plan = attention.prepare(meta)
+        decode = [i for i, q in enumerate(meta.query_lens) if q == 1]
+        if not decode:
+            continue
+        launched = plan.decode.seq.tolist()
+        assert sorted(launched) == decode
+        assert [meta.seq_lens_host[i] for i in launched] == sorted((meta.seq_lens_host[i] for i in decode), reverse=True)
