@@ -59,6 +59,8 @@ def _paged_attention_kernel(
     tile = tl.program_id(0)
     kv_head = tl.program_id(1)
     seq = tl.load(tile_seq_ptr + tile)
+    if seq < 0:  # an unused tile of a static (CUDA-graph) tile list
+        return
     q_first = tl.load(tile_qstart_ptr + tile)  # packed index of the tile's first query token
     seq_q_start = tl.load(query_start_ptr + seq)
     seq_q_end = tl.load(query_start_ptr + seq + 1)
@@ -144,15 +146,21 @@ class TileList:
         return int(self.seq.shape[0])
 
 
-def tiles(query_lens: list[int], rows: list[int], block_q: int, device) -> TileList:
-    """Tiles of block_q query tokens covering the given sequences."""
+def tile_arrays(query_lens: list[int], rows: list[int], block_q: int) -> tuple[np.ndarray, np.ndarray]:
+    """(sequence, first packed query token) of each tile of block_q query tokens covering the
+    given sequences, in their order."""
     starts = np.concatenate([[0], np.cumsum(query_lens)])
     seq, qstart = [], []
     for i in rows:
         for first in range(int(starts[i]), int(starts[i + 1]), block_q):
             seq.append(i)
             qstart.append(first)
-    seq_t, qstart_t = pack_to_device([np.asarray(seq), np.asarray(qstart)], np.int32, device)
+    return np.asarray(seq, dtype=np.int32), np.asarray(qstart, dtype=np.int32)
+
+
+def tiles(query_lens: list[int], rows: list[int], block_q: int, device) -> TileList:
+    """Tiles of block_q query tokens covering the given sequences, on the device."""
+    seq_t, qstart_t = pack_to_device(list(tile_arrays(query_lens, rows, block_q)), np.int32, device)
     return TileList(seq_t, qstart_t, block_q)
 
 
@@ -160,6 +168,7 @@ def tiles(query_lens: list[int], rows: list[int], block_q: int, device) -> TileL
 class _Plan:
     decode: TileList | None
     prefill: TileList | None
+    static: bool = False  # fixed-length tile lists (CUDA graphs): some rows may be left unattended
 
 
 def _block_q(group: int, target_rows: int) -> int:
@@ -221,16 +230,44 @@ class TritonPagedAttention:
         self.prefill_block_q = _block_q(self.group, prefill.rows)
         self.decode_block_q = _block_q(self.group, self.decode_config.rows)
 
+    @staticmethod
+    def _rows(query_lens: list[int], seq_lens: list[int]) -> tuple[list[int], list[int]]:
+        """The decode rows, longest context first (the GPU starts the long programs early, and
+        no SM is left alone with one at the end of the launch), and the prefill rows."""
+        decode = sorted((i for i, q in enumerate(query_lens) if q == 1), key=lambda i: -seq_lens[i])
+        return decode, [i for i, q in enumerate(query_lens) if q > 1]
+
     def prepare(self, meta: AttentionMetadata) -> _Plan:
         device = meta.seq_lens.device
         qlens = meta.query_lens
-        # longest context first: the GPU starts the long programs early, and no SM is left
-        # alone with one at the end of the launch
-        decode_rows = sorted((i for i, q in enumerate(qlens) if q == 1), key=lambda i: -meta.seq_lens_host[i])
-        prefill_rows = [i for i, q in enumerate(qlens) if q > 1]
+        decode_rows, prefill_rows = self._rows(qlens, meta.seq_lens_host)
         return _Plan(
             decode=tiles(qlens, decode_rows, self.decode_block_q, device) if decode_rows else None,
             prefill=tiles(qlens, prefill_rows, self.prefill_block_q, device) if prefill_rows else None,
+        )
+
+    # Static plans: for a forward captured in a CUDA graph, the tile lists are device buffers
+    # of a fixed length, refilled before each replay; tiles past the step's own are -1 (the
+    # kernel returns at once).
+
+    def max_prefill_tiles(self, num_tokens: int, num_seqs: int) -> int:
+        """Most prefill tiles a step of num_tokens tokens in num_seqs sequences can have."""
+        return num_tokens // self.prefill_block_q + num_seqs
+
+    def static_tiles(self, query_lens: list[int], seq_lens: list[int]) -> list[np.ndarray]:
+        """A step's tiles as host arrays for static_plan's buffers: decode sequences and their
+        query tokens, prefill sequences and their tiles' first query tokens."""
+        decode_rows, prefill_rows = self._rows(query_lens, seq_lens)
+        decode_seq, decode_qstart = tile_arrays(query_lens, decode_rows, self.decode_block_q)
+        return [decode_seq, decode_qstart, *tile_arrays(query_lens, prefill_rows, self.prefill_block_q)]
+
+    def static_plan(self, decode_seq: torch.Tensor, decode_qstart: torch.Tensor,
+                    prefill_seq: torch.Tensor, prefill_qstart: torch.Tensor) -> _Plan:
+        """A plan over fixed-length tile buffers (CUDA graphs of mixed steps)."""
+        return _Plan(
+            decode=TileList(decode_seq, decode_qstart, self.decode_block_q),
+            prefill=TileList(prefill_seq, prefill_qstart, self.prefill_block_q),
+            static=True,
         )
 
     def decode_plan(self, num_seqs: int, device, order: torch.Tensor | None = None) -> _Plan:
@@ -250,7 +287,8 @@ class TritonPagedAttention:
         head_dim = k_cache.shape[3]
         if not kv_written:
             write_cache(k, v, k_cache, v_cache, meta.slot_mapping)
-        out = torch.empty_like(q)
+        # a static plan's padding tokens belong to no tile: zeros, not whatever memory held
+        out = torch.zeros_like(q) if plan.static else torch.empty_like(q)
         for work, config in ((plan.decode, self.decode_config), (plan.prefill, self.prefill_config)):
             if work is None or work.size == 0:
                 continue

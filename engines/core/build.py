@@ -14,6 +14,7 @@ import torch
 
 from engines.attention.select import make_attention
 from engines.core.cuda_graphs import DecodeGraphs
+from engines.core.mixed_graphs import MixedGraphs
 from engines.core.engine import LLMEngine
 from engines.core.model_runner import ModelRunner
 from engines.core.options import EngineOptions, default_max_model_len, resolve
@@ -106,12 +107,18 @@ def build_engine(
     )
     policy_cls, make_kv = LADDER[name]
     policy = policy_cls(resolved, make_kv(resolved))
-    graphs = None
+    graphs = mixed_graphs = None
     if resolved.cuda_graphs and attention.name == "triton":
         # a padded row may be twice max_model_len long (see max_positions above)
         max_blocks = -(-max_positions // resolved.block_size)
         graphs = DecodeGraphs(net, storage, resolved.max_batch, max_blocks, weights.device)
+        if resolved.mixed_graph_tokens:
+            mixed_graphs = MixedGraphs(
+                net, storage, resolved.max_batch, max_blocks, resolved.mixed_graph_tokens, weights.device
+            )
     else:
         resolved.cuda_graphs = False
+        resolved.mixed_graph_tokens = 0
     info = {"name": name, "kind": "in-repo", "options": resolved.describe(), "model": model_info}
-    return LLMEngine(name, policy, ModelRunner(net, storage, weights.device, graphs), config.vocab_size, info)
+    runner = ModelRunner(net, storage, weights.device, graphs, mixed_graphs)
+    return LLMEngine(name, policy, runner, config.vocab_size, info)

@@ -20,6 +20,21 @@ from engines.core.plan import Chunk
 from engines.transfer import copy_into
 
 
+def capture(run, device: torch.device, pool) -> tuple[torch.cuda.CUDAGraph, torch.Tensor]:
+    """Run `run` twice on a side stream (kernels compiled, allocator settled), then capture
+    it into a graph drawing on `pool`: (the graph, the output tensor it refills)."""
+    side = torch.cuda.Stream(device)
+    side.wait_stream(torch.cuda.current_stream(device))
+    with torch.cuda.stream(side):
+        for _ in range(2):
+            run()
+    torch.cuda.current_stream(device).wait_stream(side)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph, pool=pool):
+        out = run()
+    return graph, out
+
+
 def buckets_up_to(max_batch: int) -> list[int]:
     sizes = [1, 2, 4, 8] + list(range(16, max_batch + 1, 16))
     return sorted({b for b in sizes if b <= max_batch} | {max_batch})
@@ -80,15 +95,7 @@ class DecodeGraphs:
         attention = self.model.attention
         for b in reversed(self.buckets):  # largest first: the smaller ones reuse its memory
             meta, plan = self._meta(b), attention.decode_plan(b, device, self.order[:b])
-            side = torch.cuda.Stream(device)
-            side.wait_stream(torch.cuda.current_stream(device))
-            with torch.cuda.stream(side):  # compile the kernels and settle the allocator
-                for _ in range(2):
-                    self._forward(b, meta, plan)
-            torch.cuda.current_stream(device).wait_stream(side)
-            graph = torch.cuda.CUDAGraph()
-            with torch.cuda.graph(graph, pool=pool):
-                logits = self._forward(b, meta, plan)
+            graph, logits = capture(lambda: self._forward(b, meta, plan), device, pool)  # noqa: B023 (called at once)
             self.graphs[b] = (graph, logits, meta, plan)
         torch.cuda.synchronize(device)
 

@@ -23,6 +23,27 @@ MAX_FORWARD_TOKENS = 16384  # a larger step (a padded batch's prefill) runs as s
 
 
 @dataclass
+class HostBatch:
+    """A step's packed batch on the host, before it is copied to the device."""
+
+    ids: list[int]  # [T] (pending tokens as their stand-ins)
+    positions: list[np.ndarray]  # per chunk: RoPE positions
+    slots: list[np.ndarray]  # per chunk: cache slots written
+    query_lens: list[int]  # [N]
+    seq_lens: list[int]  # [N] cache entries after this step
+    key_start: list[int]  # [N]
+    tables: list[list[int]]  # [N] block tables
+    sample_rows: list[int]  # [S] rows whose logits are sampled
+    sample_chunks: list[Chunk]
+    params: list  # [S] SamplingParams
+    steps: list[int]  # [S] output index being sampled
+
+    @property
+    def num_tokens(self) -> int:
+        return len(self.ids)
+
+
+@dataclass
 class Batch:
     input_ids: torch.Tensor  # [T]
     positions: torch.Tensor  # [T]
@@ -88,12 +109,13 @@ class Launched:
 
 
 class ModelRunner:
-    def __init__(self, model: CausalLM, storage: KVStorage, device: torch.device, graphs=None):
+    def __init__(self, model: CausalLM, storage: KVStorage, device: torch.device, graphs=None, mixed_graphs=None):
         self.model = model
         self.storage = storage
         self.device = device
         self.block_size = storage.block_size
         self.graphs = graphs  # engines.core.cuda_graphs.DecodeGraphs, or None
+        self.mixed_graphs = mixed_graphs  # engines.core.mixed_graphs.MixedGraphs, or None
 
     def launch(self, plan: StepPlan, previous: Launched | None = None) -> Launched:
         """Queue a plan's forward and sampling on the device and return at once; pending
@@ -103,6 +125,12 @@ class ModelRunner:
             logits = self.graphs.run(plan.chunks, prev)
             tokens = sample(logits, _sampling_batch(plan.chunks, self.device))
             return Launched(plan.chunks, HostTokens.start(tokens))  # every decode chunk samples
+        if self.mixed_graphs is not None and sum(c.num_entries for c in plan.chunks) <= self.mixed_graphs.max_tokens:
+            host = self.host_batch(plan)
+            if self.mixed_graphs.fits(host):
+                logits = self.mixed_graphs.run(host, prev)
+                tokens = sample(logits, SamplingBatch.build(host.params, host.steps, self.device))
+                return Launched(host.sample_chunks, HostTokens.start(tokens))
         sampled, parts = [], []
         for group in split_chunks(plan.chunks, MAX_FORWARD_TOKENS):
             batch = self.build(StepPlan(chunks=group), prev)
@@ -116,11 +144,11 @@ class ModelRunner:
         launched = self.launch(plan)
         return launched.sampled, launched.tokens.wait()
 
-    def build(self, plan: StepPlan, previous_tokens: torch.Tensor | None = None) -> Batch:
+    def host_batch(self, plan: StepPlan) -> HostBatch:
+        """The packed batch of a plan, as host arrays."""
         ids: list[int] = []
         positions, slots = [], []
-        qlens, seq_lens, key_start, tables = [], [], [], []
-        sample_rows, sample_chunks, params, steps = [], [], [], []
+        host = HostBatch(ids, positions, slots, [], [], [], [], [], [], [], [])
         bs = self.block_size
         for chunk in plan.chunks:
             seq = chunk.seq
@@ -131,28 +159,34 @@ class ModelRunner:
             slots.append(table[entries // bs] * bs + entries % bs)
             positions.append(chunk_pos)
             ids.extend(chunk_ids)
-            qlens.append(n)
-            seq_lens.append(start + n)
-            key_start.append(seq.num_pad)
-            tables.append(seq.block_table)
+            host.query_lens.append(n)
+            host.seq_lens.append(start + n)
+            host.key_start.append(seq.num_pad)
+            host.tables.append(seq.block_table)
             if chunk.samples:
-                sample_rows.append(len(ids) - 1)
-                sample_chunks.append(chunk)
-                params.append(seq.request.sampling)
-                steps.append(len(seq.token_ids) - seq.num_prompt)
+                host.sample_rows.append(len(ids) - 1)
+                host.sample_chunks.append(chunk)
+                host.params.append(seq.request.sampling)
+                host.steps.append(len(seq.token_ids) - seq.num_prompt)
+        return host
+
+    def build(self, plan: StepPlan, previous_tokens: torch.Tensor | None = None) -> Batch:
+        host = self.host_batch(plan)
+        tables = host.tables
         width = max(len(t) for t in tables)
         table_array = np.zeros((len(tables), width), dtype=np.int32)
         for i, t in enumerate(tables):
             table_array[i, : len(t)] = t
-        query_start = np.zeros(len(qlens) + 1, dtype=np.int32)
-        np.cumsum(qlens, out=query_start[1:])
+        query_start = np.zeros(len(host.query_lens) + 1, dtype=np.int32)
+        np.cumsum(host.query_lens, out=query_start[1:])
         dev = self.device
         # two copies to the device in all (one per dtype), none of them waiting for it
         input_ids, pos, slot_mapping, sample_index = pack_to_device(
-            [np.asarray(ids), np.concatenate(positions), np.concatenate(slots), np.asarray(sample_rows)], np.int64, dev
+            [np.asarray(host.ids), np.concatenate(host.positions), np.concatenate(host.slots),
+             np.asarray(host.sample_rows)], np.int64, dev,
         )
         qstart, lens, kstart, flat_tables = pack_to_device(
-            [query_start, np.asarray(seq_lens), np.asarray(key_start), table_array], np.int32, dev
+            [query_start, np.asarray(host.seq_lens), np.asarray(host.key_start), table_array], np.int32, dev
         )
         meta = AttentionMetadata(
             query_start=qstart,
@@ -160,20 +194,20 @@ class ModelRunner:
             key_start=kstart,
             block_tables=flat_tables.view(len(tables), width),
             slot_mapping=slot_mapping,
-            query_lens=qlens,
-            seq_lens_host=seq_lens,
-            key_start_host=key_start,
-            block_size=bs,
+            query_lens=host.query_lens,
+            seq_lens_host=host.seq_lens,
+            key_start_host=host.key_start,
+            block_size=self.block_size,
         )
-        if min(ids) < 0:
+        if min(host.ids) < 0:
             input_ids = fill_pending(input_ids, previous_tokens)
         return Batch(
             input_ids=input_ids,
             positions=pos,
             meta=meta,
             sample_index=sample_index,
-            sample_chunks=sample_chunks,
-            sampling=SamplingBatch.build(params, steps, dev),
+            sample_chunks=host.sample_chunks,
+            sampling=SamplingBatch.build(host.params, host.steps, dev),
         )
 
     def execute(self, batch: Batch) -> torch.Tensor:

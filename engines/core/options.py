@@ -32,6 +32,8 @@ class EngineOptions:
     prefix_caching: paged only: share cached prompt blocks between requests.
     attention: "auto", "reference" (plain torch, any device), or a GPU kernel name.
     cuda_graphs: capture decode steps in CUDA graphs (GPU only).
+    mixed_graph_tokens: with cuda_graphs, also capture steps that mix prompt chunks with
+        decodes, up to this many tokens (in buckets of 64; 0: such steps run eagerly).
     async_scheduling: schedule and launch step t+1 before step t's tokens reach the host
         (the tokens stay on the device), so host work overlaps the GPU's.
     batch_invariant: matrix products and attention whose result for a token does not depend
@@ -48,6 +50,7 @@ class EngineOptions:
     prefix_caching: bool = False
     attention: str = "auto"
     cuda_graphs: bool = True
+    mixed_graph_tokens: int = 0
     async_scheduling: bool = True
     batch_invariant: bool = False
 
@@ -75,6 +78,7 @@ class ResolvedOptions:
     kv_bytes_per_token: int
     async_scheduling: bool = True
     batch_invariant: bool = False
+    mixed_graph_tokens: int = 0
 
     @property
     def kv_tokens(self) -> int:
@@ -118,6 +122,8 @@ def resolve(
         ("max_model_len", max_model_len),
     ]:
         _positive(name, value)
+    if not isinstance(opts.mixed_graph_tokens, int) or isinstance(opts.mixed_graph_tokens, bool) or opts.mixed_graph_tokens < 0:
+        raise ConfigError(f"option mixed_graph_tokens must be an integer >= 0 (0: off), got {opts.mixed_graph_tokens!r}")
     if token_budget < max_batch:
         raise ConfigError(
             f"token_budget ({token_budget}) must be >= max_batch ({max_batch}): every running "
@@ -158,4 +164,5 @@ def resolve(
         kv_bytes_per_token=kv_bytes_per_token,
         async_scheduling=bool(opts.async_scheduling),
         batch_invariant=bool(opts.batch_invariant),
+        mixed_graph_tokens=min(opts.mixed_graph_tokens, token_budget) if opts.cuda_graphs else 0,
     )

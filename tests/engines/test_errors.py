@@ -85,6 +85,8 @@ def test_bad_options():
         create_engine("paged", model="tiny", device="cpu", max_batchsize=4)
     with pytest.raises(ConfigError, match="token_budget \\(4\\) must be >= max_batch \\(8\\)"):
         create_engine("paged", model="tiny", device="cpu", max_batch=8, token_budget=4)
+    with pytest.raises(ConfigError, match="mixed_graph_tokens must be an integer >= 0 \\(0: off\\), got -1"):
+        create_engine("paged", model="tiny", device="cpu", mixed_graph_tokens=-1)
     with pytest.raises(ConfigError, match="prefix_caching needs the paged KV cache"):
         create_engine("continuous", model="tiny", device="cpu", prefix_caching=True)
     with pytest.raises(ConfigError, match="unknown engine 'pagd'"):

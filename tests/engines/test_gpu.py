@@ -42,6 +42,9 @@ def explain(hf, request, expected, got) -> str:
         ("continuous", dict(max_batch=12, token_budget=64)),
         ("paged", dict(max_batch=24, token_budget=64)),
         ("paged", dict(max_batch=16, kv_tokens=512, max_model_len=320, token_budget=64, prefix_caching=True)),
+        # steps mixing prompt chunks with decodes replayed from graphs too
+        ("continuous", dict(max_batch=12, token_budget=64, mixed_graph_tokens=64)),
+        ("paged", dict(max_batch=24, token_budget=256, mixed_graph_tokens=160)),
     ],
 )
 def test_gpu_engines_equal_generate_in_float32(reference, name, options, graphs):
@@ -52,6 +55,8 @@ def test_gpu_engines_equal_generate_in_float32(reference, name, options, graphs)
     tokens, status, stats = drive(engine, REQUESTS, add_every=2)
     wrong = [explain(hf, r, expected[r.id], tokens[r.id]) for r in REQUESTS if tokens[r.id] != expected[r.id]]
     assert not wrong, f"{len(wrong)} of {len(REQUESTS)} differ:\n" + "\n".join(wrong)
+    if graphs and options.get("mixed_graph_tokens"):
+        assert engine.runner.mixed_graphs.replays > 0, "no mixed step was replayed from a graph"
     assert engine.kv.is_idle()
     engine.close()
 

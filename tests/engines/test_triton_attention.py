@@ -100,25 +100,32 @@ def test_triton_equals_reference(heads, kv_heads, dim, block, pads, window):
         assert err < 1e-5, f"relative error {err:.2e}"
 
 
-def test_engines_with_triton_attention_and_static_decode_buffers_equal_generate():
+def test_engines_with_triton_attention_and_graph_buffers_equal_generate():
     """The whole engine on the Triton kernel, decode steps through the CUDA-graph runner's
-    static buffers (run eagerly here: no GPU), against transformers."""
+    static buffers and steps that mix prompt chunks with decodes through the mixed-step
+    runner's (both run eagerly here: no GPU), against transformers: padded token buckets,
+    empty sequence rows and -1 tiles change no real token."""
     from engines.core.cuda_graphs import DecodeGraphs
+    from engines.core.mixed_graphs import MixedGraphs
     from engines.registry import create_engine
     from tests.engines.helpers import drive, hf_generate, hf_model, random_requests
 
     requests = random_requests(5, seed=2, vocab=2048, prompt=(2, 40), output=(1, 12), prefix=(0.5, 20))
     expected = hf_generate(hf_model("tiny"), requests)
-    configs = [("naive", {}), ("static", {}), ("continuous", dict(token_budget=16, max_batch=8)),
+    configs = [("naive", dict(max_batch=3)), ("static", dict(max_batch=3)),
+               ("continuous", dict(token_budget=16, max_batch=4)),
                ("paged", dict(block_size=4, prefix_caching=True, max_batch=3))]
     for name, options in configs:
         engine = create_engine(name, model="tiny", device=DEVICE, attention="triton", **options)
-        runner = engine.runner
-        if runner.graphs is None:  # on a CPU: the graph runner's buffers, without capture
-            opts = engine.policy.options
-            runner.graphs = DecodeGraphs(runner.model, runner.storage, opts.max_batch, 2 * opts.max_model_len // opts.block_size, runner.device, capture=False)
+        runner, opts = engine.runner, engine.policy.options
+        max_blocks = 2 * opts.max_model_len // opts.block_size
+        if runner.graphs is None:  # on a CPU: the graph runners' buffers, without capture
+            runner.graphs = DecodeGraphs(runner.model, runner.storage, opts.max_batch, max_blocks, runner.device, capture=False)
+            runner.mixed_graphs = MixedGraphs(runner.model, runner.storage, opts.max_batch, max_blocks, 48, runner.device, capture=False)
         tokens, status, _ = drive(engine, requests, add_every=1)
         assert {r.id: tokens[r.id] for r in requests} == expected, name
+        if runner.mixed_graphs is not None:
+            assert runner.mixed_graphs.replays > 0, f"{name}: no step went through the mixed-step buffers"
 
 
 def test_decode_tiles_launch_longest_context_first():
