@@ -46,22 +46,29 @@ def add_rms_norm(x: torch.Tensor, weight: torch.Tensor, eps: float, residual: to
 
 
 @triton.jit
+def _rotate_in_place(base, d, mask, c, s, HALF: tl.constexpr):
+    """Rotate the halves at base + d and base + HALF + d (a row per head) by (c, s) in float32,
+    store them back rounded, and return them."""
+    x1 = tl.load(base + d, mask=mask, other=0.0)
+    x2 = tl.load(base + HALF + d, mask=mask, other=0.0)
+    x1f, x2f = x1.to(tl.float32), x2.to(tl.float32)
+    r1, r2 = (x1f * c - x2f * s).to(x1.dtype), (x2f * c + x1f * s).to(x1.dtype)
+    tl.store(base + d, r1, mask=mask)
+    tl.store(base + HALF + d, r2, mask=mask)
+    return r1, r2
+
+
+@triton.jit
 def _rotary_kernel(x_ptr, pos_ptr, cos_ptr, sin_ptr, stride_t, stride_h, n_heads,
                    HALF: tl.constexpr, BLOCK_H: tl.constexpr):
     t = tl.program_id(0).to(tl.int64)
     pos = tl.load(pos_ptr + t)
     h = tl.arange(0, BLOCK_H)[:, None]
     d = tl.arange(0, HALF)[None, :]
-    mask = h < n_heads
-    base = x_ptr + t * stride_t + h * stride_h
-    x1 = tl.load(base + d, mask=mask, other=0.0)
-    x2 = tl.load(base + HALF + d, mask=mask, other=0.0)
     # cos/sin tables hold [freqs, freqs]: the first half is enough
     c = tl.load(cos_ptr + pos * 2 * HALF + d).to(tl.float32)
     s = tl.load(sin_ptr + pos * 2 * HALF + d).to(tl.float32)
-    x1f, x2f = x1.to(tl.float32), x2.to(tl.float32)
-    tl.store(base + d, (x1f * c - x2f * s).to(x1.dtype), mask=mask)
-    tl.store(base + HALF + d, (x2f * c + x1f * s).to(x1.dtype), mask=mask)
+    _rotate_in_place(x_ptr + t * stride_t + h * stride_h, d, h < n_heads, c, s, HALF)
 
 
 def rotary_(x: torch.Tensor, positions: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
@@ -88,23 +95,11 @@ def _rotary_store_kernel(q_ptr, k_ptr, v_ptr, pos_ptr, cos_ptr, sin_ptr, slot_pt
     s = tl.load(sin_ptr + pos * 2 * HALF + d).to(tl.float32)
     # queries: rotated in place
     h = tl.arange(0, BLOCK_H)[:, None]
-    q_mask = h < n_heads
-    q_base = q_ptr + t * stride_qt + h * stride_qh
-    q1 = tl.load(q_base + d, mask=q_mask, other=0.0)
-    q2 = tl.load(q_base + HALF + d, mask=q_mask, other=0.0)
-    q1f, q2f = q1.to(tl.float32), q2.to(tl.float32)
-    tl.store(q_base + d, (q1f * c - q2f * s).to(q1.dtype), mask=q_mask)
-    tl.store(q_base + HALF + d, (q2f * c + q1f * s).to(q1.dtype), mask=q_mask)
+    _rotate_in_place(q_ptr + t * stride_qt + h * stride_qh, d, h < n_heads, c, s, HALF)
     # keys: rotated in place and into the cache slot; values copied beside them
     hk = tl.arange(0, BLOCK_KV)[:, None]
     kv_mask = hk < n_kv_heads
-    k_base = k_ptr + t * stride_kt + hk * stride_kh
-    k1 = tl.load(k_base + d, mask=kv_mask, other=0.0)
-    k2 = tl.load(k_base + HALF + d, mask=kv_mask, other=0.0)
-    k1f, k2f = k1.to(tl.float32), k2.to(tl.float32)
-    k1r, k2r = (k1f * c - k2f * s).to(k1.dtype), (k2f * c + k1f * s).to(k1.dtype)
-    tl.store(k_base + d, k1r, mask=kv_mask)
-    tl.store(k_base + HALF + d, k2r, mask=kv_mask)
+    k1r, k2r = _rotate_in_place(k_ptr + t * stride_kt + hk * stride_kh, d, kv_mask, c, s, HALF)
     slot_base = slot * stride_cs + hk * stride_ch
     tl.store(k_cache_ptr + slot_base + d, k1r, mask=kv_mask)
     tl.store(k_cache_ptr + slot_base + HALF + d, k2r, mask=kv_mask)
