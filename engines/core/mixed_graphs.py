@@ -59,8 +59,10 @@ class MixedGraphs:
         # int32: query starts [S+1], seq lens, key starts, decode tiles (sequence, query) [S
         # each], prefill tiles (sequence, first query) [max_tiles each], block tables [S, width]
         sizes = [S + 1, S, S, S, S, self.max_tiles, self.max_tiles, S * max_blocks]
-        self.ints = torch.zeros(sum(sizes), dtype=torch.int32, device=device)
-        parts = self.ints.split(sizes)
+        # each part on a 16-byte boundary, as engines.transfer.pack_to_device lays them out
+        self._room = [-(-n // 4) * 4 for n in sizes]
+        self.ints = torch.zeros(sum(self._room), dtype=torch.int32, device=device)
+        parts = [part[:n] for part, n in zip(self.ints.split(self._room), sizes)]
         self.query_start, self.seq_lens, self.key_start = parts[:3]
         self.tile_buffers = parts[3:7]  # decode seq, decode qstart, prefill seq, prefill qstart
         self.block_tables = parts[7].view(S, max_blocks)
@@ -123,8 +125,9 @@ class MixedGraphs:
         longs[2 * T : 2 * T + n_tok] = np.concatenate(host.slots)
         longs[2 * T + n_tok : 3 * T] = self.scratch * self.bs
         longs[3 * T : 3 * T + n_sample] = host.sample_rows
-        ints = np.empty(sum(self._sizes), dtype=np.int32)
-        qs, lens, kstart, dseq, dq, pseq, pq, tables = np.split(ints, np.cumsum(self._sizes)[:-1])
+        ints = np.zeros(sum(self._room), dtype=np.int32)
+        parts = np.split(ints, np.cumsum(self._room)[:-1])
+        qs, lens, kstart, dseq, dq, pseq, pq, tables = (part[:n] for part, n in zip(parts, self._sizes))
         qs[0] = 0
         np.cumsum(host.query_lens, out=qs[1 : n_seq + 1])
         qs[n_seq + 1 :] = n_tok  # sequences past the step's: empty
