@@ -35,6 +35,25 @@ def capture(run, device: torch.device, pool) -> tuple[torch.cuda.CUDAGraph, torc
     return graph, out
 
 
+def fill_block_tables(table_array: np.ndarray, tables: list[list[int]]) -> None:
+    """Write each sequence's block table into the first entries of its row of a static
+    [rows, max_blocks] array (the rest of the row keeps what it holds: the scratch block)."""
+    n = len(tables)
+    width = np.fromiter(map(len, tables), dtype=np.int64, count=n)
+    rows = np.repeat(np.arange(n), width)
+    cols = np.arange(rows.size) - np.repeat(np.cumsum(width) - width, width)
+    table_array[rows, cols] = np.fromiter(chain.from_iterable(tables), dtype=np.int32, count=rows.size)
+
+
+def load_previous(buffer: torch.Tensor, previous: torch.Tensor | None) -> None:
+    """Copy the last step's sampled tokens (device) into a graph's static buffer, on the device."""
+    if previous is None or not previous.numel():
+        return
+    if previous.numel() > buffer.numel():
+        raise RuntimeError(f"{previous.numel()} tokens from the last step, more than max_batch {buffer.numel()}")
+    buffer[: previous.numel()].copy_(previous)
+
+
 def buckets_up_to(max_batch: int) -> list[int]:
     sizes = [1, 2, 4, 8] + list(range(16, max_batch + 1, 16))
     return sorted({b for b in sizes if b <= max_batch} | {max_batch})
@@ -136,17 +155,10 @@ class DecodeGraphs:
         ints[full + n : 2 * full] = 0
         ints[2 * full : 2 * full + n] = np.argsort(-np.asarray(lens), kind="stable")
         ints[2 * full + n : 3 * full] = np.arange(n, full)
-        width = np.fromiter(map(len, tables), dtype=np.int64, count=n)
-        rows = np.repeat(np.arange(n), width)
-        cols = np.arange(rows.size) - np.repeat(np.cumsum(width) - width, width)
-        table_array = ints[3 * full :].reshape(full, self.max_blocks)
-        table_array[rows, cols] = np.fromiter(chain.from_iterable(tables), dtype=np.int32, count=rows.size)
+        fill_block_tables(ints[3 * full :].reshape(full, self.max_blocks), tables)
         copy_into(self.longs, longs)
         copy_into(self.ints, ints)
-        if previous is not None and previous.numel():
-            if previous.numel() > self.previous.numel():
-                raise RuntimeError(f"{previous.numel()} tokens from the last step, more than max_batch {self.previous.numel()}")
-            self.previous[: previous.numel()].copy_(previous)
+        load_previous(self.previous, previous)
         if not self.capture:
             return self._forward(b, self._meta(b), self.model.attention.decode_plan(b, self.device, self.order[:b]))[:n]
         graph, logits, _meta, _plan = self.graphs[b]

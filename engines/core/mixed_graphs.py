@@ -14,7 +14,7 @@ smallest captured bucket (multiples of 64 tokens) that holds it:
 - sequence arrays hold max_batch entries, the ones past the step's sequences empty.
 
 All inputs go to the device in two copies (one int64, one int32 buffer), neither waiting for
-it; logits come back for max_batch rows, of which the first (the sampled rows) are used.
+it. The graph ends at the final norm; the LM head runs after it on the sampled rows alone.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from engines.attention.metadata import AttentionMetadata
-from engines.core.cuda_graphs import capture
+from engines.core.cuda_graphs import capture, fill_block_tables, load_previous
 from engines.core.model_runner import PAD_TOKEN_ID, HostBatch, fill_pending
 from engines.transfer import copy_into
 
@@ -74,7 +74,7 @@ class MixedGraphs:
         self.block_tables.fill_(self.scratch)
         for buffer in self.tile_buffers:
             buffer.fill_(-1)
-        self.graphs: dict[int, tuple] = {}  # bucket -> (graph, logits, meta, plan)
+        self.graphs: dict[int, tuple] = {}  # bucket -> (graph, hidden states, meta, plan)
         self.capture = capture
         self.replays = 0  # steps run through these buffers (tests check the path is taken)
         if capture:
@@ -95,15 +95,14 @@ class MixedGraphs:
 
     def _forward(self, tokens: int, meta, plan):
         ids = fill_pending(self.input_ids[:tokens], self.previous)
-        hidden = self.model(ids, self.positions[:tokens], self.storage.layers, meta, plan)
-        return self.model.logits(hidden[self.sample_index])
+        return self.model(ids, self.positions[:tokens], self.storage.layers, meta, plan)
 
     def _capture(self) -> None:
         pool = torch.cuda.graph_pool_handle()
         for tokens in reversed(self.buckets):  # largest first: the smaller ones reuse its memory
             meta, plan = self._meta(tokens), self._plan(tokens)
-            graph, logits = capture(lambda: self._forward(tokens, meta, plan), self.device, pool)  # noqa: B023 (called at once)
-            self.graphs[tokens] = (graph, logits, meta, plan)
+            graph, hidden = capture(lambda: self._forward(tokens, meta, plan), self.device, pool)  # noqa: B023 (called at once)
+            self.graphs[tokens] = (graph, hidden, meta, plan)
         torch.cuda.synchronize(self.device)
 
     def fits(self, host: HostBatch) -> bool:
@@ -118,7 +117,7 @@ class MixedGraphs:
         n_tok, n_seq, n_sample = host.num_tokens, len(host.query_lens), len(host.sample_rows)
         tokens = next(b for b in self.buckets if b >= n_tok)
         T, S = self.max_tokens, self.max_batch
-        longs = np.zeros(3 * T + S, dtype=np.int64)
+        longs = np.zeros(3 * T + S, dtype=np.int64)  # padding tokens: position 0
         longs[:n_tok] = host.ids
         longs[n_tok:T] = PAD_TOKEN_ID
         longs[T : T + n_tok] = np.concatenate(host.positions)
@@ -128,27 +127,24 @@ class MixedGraphs:
         ints = np.zeros(sum(self._room), dtype=np.int32)
         parts = np.split(ints, np.cumsum(self._room)[:-1])
         qs, lens, kstart, dseq, dq, pseq, pq, tables = (part[:n] for part, n in zip(parts, self._sizes))
-        qs[0] = 0
         np.cumsum(host.query_lens, out=qs[1 : n_seq + 1])
         qs[n_seq + 1 :] = n_tok  # sequences past the step's: empty
         lens[:n_seq] = host.seq_lens
         lens[n_seq:] = 1
         kstart[:n_seq] = host.key_start
-        kstart[n_seq:] = 0
         for buffer, values in zip((dseq, dq, pseq, pq), self.model.attention.static_tiles(host.query_lens, host.seq_lens)):
             buffer[: values.size] = values
             buffer[values.size :] = -1
-        table_array = tables.reshape(S, self.max_blocks)
-        table_array[:] = self.scratch
-        for i, t in enumerate(host.tables):
-            table_array[i, : len(t)] = t
+        tables[:] = self.scratch
+        fill_block_tables(tables.reshape(S, self.max_blocks), host.tables)
         copy_into(self.longs, longs)
         copy_into(self.ints, ints)
-        if previous is not None and previous.numel():
-            self.previous[: previous.numel()].copy_(previous)
+        load_previous(self.previous, previous)
         self.replays += 1
-        if not self.capture:
-            return self._forward(tokens, self._meta(tokens), self._plan(tokens))[:n_sample]
-        graph, logits, _meta, _plan = self.graphs[tokens]
-        graph.replay()
-        return logits[:n_sample]
+        if self.capture:
+            graph, hidden, _meta, _plan = self.graphs[tokens]
+            graph.replay()
+        else:
+            hidden = self._forward(tokens, self._meta(tokens), self._plan(tokens))
+        # outside the graph: the LM head for the sampled rows only, not max_batch of them
+        return self.model.logits(hidden[self.sample_index[:n_sample]])
