@@ -9,8 +9,7 @@ import random, time, cProfile, pstats, sys
 import torch
 from engines.request import Request
 from engines.core.cuda_graphs import DecodeGraphs
-from engines.core.model_runner import ModelRunner
-from tests.engines.fakes import fake_engine, fake_token
+from tests.engines.fakes import fake_engine
 
 e = fake_engine("paged", max_batch=256, token_budget=8192, block_size=16, num_blocks=12000, max_model_len=1536)
 runner = e.runner
