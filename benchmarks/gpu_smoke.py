@@ -1,6 +1,9 @@
 """Development check on a GPU: raw engine throughput on anchor-a, and where a step's time goes.
 
     python benchmarks/gpu_smoke.py --models llama-1b,llama-8b --engines paged,continuous --profile
+    python benchmarks/gpu_smoke.py --engines paged,paged:mixed_graph_tokens=2048
+
+An engine spec's own options (as in `bench compare`) override the flags below for that engine.
 
 Not the published table (that is `bench table`, with the harness's metrics): this drives the
 engine directly, to see the step-time split while developing.
@@ -15,13 +18,16 @@ import traceback
 
 import torch
 
+from bench.commands.options import split_specs
+from bench.engine_spec import parse_engine_spec
 from engines.registry import create_engine
 from workloads import build_workload
 
 
-def run(name: str, model: str, options: dict) -> dict:
+def run(spec: str, model: str, options: dict) -> dict:
+    parsed = parse_engine_spec(spec)
     t0 = time.perf_counter()
-    engine = create_engine(name, model=model, **options)
+    engine = create_engine(parsed.name, model=model, **{**options, **parsed.options})
     build_s = time.perf_counter() - t0
     cfg = engine.describe()["model"]["config"]
     work = build_workload("anchor-a", vocab_size=cfg["vocab_size"], max_model_len=options.get("max_model_len", 1536))
@@ -44,7 +50,7 @@ def run(name: str, model: str, options: dict) -> dict:
     gc.collect()
     torch.cuda.empty_cache()
     return dict(
-        engine=name, model=model, build_s=round(build_s, 1), run_s=round(dt, 2), out_tok_s=round(tokens / dt),
+        engine=spec, model=model, build_s=round(build_s, 1), run_s=round(dt, 2), out_tok_s=round(tokens / dt),
         steps=len(decode_ms) + len(mixed_ms), decode_steps=len(decode_ms),
         decode_ms_avg=round(sum(decode_ms) / max(1, len(decode_ms)), 2),
         mixed_steps=len(mixed_ms), mixed_ms_sum=round(sum(mixed_ms)), peak_running=running,
@@ -63,7 +69,8 @@ def _kernel_table(prof, title: str, rows: int = 16) -> None:
 
 def profile(model: str, options: dict, steps: int = 12) -> None:
     """Kernel split of a prefill-heavy window (the first steps: full token budgets of prompt
-    chunks) and of a decode window (later, once every prompt is in), each with its wall time."""
+    chunks), a decode window (once every prompt is in, most sequences running) and a tail
+    window (32 sequences or fewer left), each with its wall time."""
     from torch.profiler import ProfilerActivity, profile as torch_profile
 
     engine = create_engine("paged", model=model, **options)
@@ -72,12 +79,15 @@ def profile(model: str, options: dict, steps: int = 12) -> None:
     for r in work.requests:
         engine.add_request(r)
     engine.step()
-    for label in ("prefill-heavy", "decode"):
-        if label == "decode":
-            while engine.has_unfinished():
-                out = engine.step()
-                if out.stats.prefill_tokens == 0 and out.stats.running >= 64:
-                    break
+    reached = {
+        "prefill-heavy": lambda s: True,
+        "decode": lambda s: s.prefill_tokens == 0 and s.running >= 64,
+        "tail": lambda s: s.prefill_tokens == 0 and s.running <= 32,
+    }
+    for label, ready in reached.items():
+        if label != "prefill-heavy":
+            while engine.has_unfinished() and not ready(engine.step().stats):
+                pass
         torch.cuda.synchronize()
         prefill = decode = 0
         t0 = time.perf_counter()
@@ -114,7 +124,7 @@ def main() -> None:
     print(torch.__version__, torch.cuda.get_device_name(), flush=True)
     rows = []
     for model in args.models.split(","):
-        for name in args.engines.split(","):
+        for name in split_specs([args.engines]):
             try:
                 rows.append(run(name, model, options))
                 print(rows[-1], flush=True)

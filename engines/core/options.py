@@ -50,7 +50,7 @@ class EngineOptions:
     prefix_caching: bool = False
     attention: str = "auto"
     cuda_graphs: bool = True
-    mixed_graph_tokens: int = 0
+    mixed_graph_tokens: int = 2048
     async_scheduling: bool = True
     batch_invariant: bool = False
 

@@ -73,11 +73,11 @@ class SamplingBatch:
 
 
 def sample(logits: torch.Tensor, batch: SamplingBatch) -> torch.Tensor:
-    """logits [S, V] float32 -> token ids [S] (int64, still on the device)."""
-    greedy = logits.argmax(dim=-1)
+    """logits [S, V] in the model dtype -> token ids [S] (int64, still on the device)."""
+    greedy = logits.argmax(dim=-1)  # widening to float32 is exact: the same argmax, ties included
     if batch.all_greedy:
         return greedy
-    scaled = logits / batch.temperature[:, None]
+    scaled = logits.float() / batch.temperature[:, None]
     vocab = scaled.shape[-1]
     # top-k: keep logits >= the k-th largest (k = 0 keeps all)
     k = torch.where(batch.top_k > 0, batch.top_k.clamp(max=vocab), torch.full_like(batch.top_k, vocab))

@@ -219,5 +219,8 @@ class CausalLM(nn.Module):
 
     @torch.inference_mode()
     def logits(self, hidden: torch.Tensor) -> torch.Tensor:
-        """[S, hidden] -> [S, vocab] in float32 (computed in the model dtype, as transformers)."""
-        return self.linear(hidden, self.lm_head).float()
+        """[S, hidden] -> [S, vocab] in the model dtype, as transformers computes them.
+        Sampling widens them to float32 only where it needs to (greedy does not: the
+        conversion is exact, so the argmax is the same, and a float32 copy of a step's logits
+        is the largest tensor a decode step writes)."""
+        return self.linear(hidden, self.lm_head)

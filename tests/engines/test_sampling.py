@@ -19,6 +19,21 @@ def test_greedy_is_argmax():
     assert torch.equal(sample(logits, _batch([SamplingParams()] * 5)), logits.argmax(-1))
 
 
+def test_model_dtype_logits_sample_as_their_float32_widening():
+    # The model hands sampling its logits in bf16: greedy takes their argmax as they are, the
+    # rest widens them first. Either way, the tokens of the float32 copy (ties included:
+    # bf16 rounds many logits to the same value, and the first of them wins).
+    logits = (torch.randn(64, 300) * 4).to(torch.bfloat16)
+    logits[::3, 7] = logits[::3, 200] = logits[::3].max(dim=-1).values + 1  # exact ties
+    greedy = [SamplingParams()] * 64
+    mixed = [SamplingParams(temperature=0.8, top_k=50, top_p=0.9, seed=i) if i % 2 else SamplingParams()
+             for i in range(64)]
+    for params in (greedy, mixed):
+        tokens = sample(logits, _batch(params))
+        assert torch.equal(tokens, sample(logits.float(), _batch(params)))
+    assert (sample(logits, _batch(greedy))[::3] == 7).all()
+
+
 def test_top_k_one_and_tiny_top_p_are_greedy():
     logits = torch.randn(6, 50)
     params = [SamplingParams(temperature=2.0, top_k=1, seed=i) for i in range(3)]
