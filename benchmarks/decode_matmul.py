@@ -1,0 +1,123 @@
+"""GPU: can a Triton matrix product whose tile is chosen by M beat cuBLAS on decode steps?
+
+On the H200 (examples/h200-anchor-a/invariant-matmul.json) cuBLAS runs the 8B shape's narrow
+layers well below both ceilings at decode sizes: at M = 64 the q/k/v and o products read
+their weights at 1.9-2.2 TB/s (of 4.2), at M = 256 they reach 360-470 TFLOP/s (of 786), and
+a decode step of ~250 requests spends ~6.7 ms in products whose bound is ~4.5 ms. This times,
+for each 8B layer shape and M in {16, 64, 128, 256}, cuBLAS and every candidate launch
+configuration of engines.model.invariant_matmul's kernel (small row tiles, narrow column
+tiles to put more programs on the SMs), each checked against cuBLAS within bf16 rounding,
+and sums the best per shape into one decode step's products.
+
+    PYTHONPATH=. python benchmarks/decode_matmul.py [out.json]
+
+Times are medians of triton.testing.do_bench (L2 emptied before each call: weights come from
+memory, as in a forward pass).
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import math
+import sys
+from dataclasses import asdict
+
+import torch
+import torch.nn.functional as F
+
+# (layer, N, K) of the 8B shape's weights [N, K], fused as in engines.model.llama, and how
+# many of each a decode step runs
+SHAPES = [("qkv", 6144, 4096), ("o", 4096, 4096), ("gate_up", 28672, 4096), ("down", 4096, 14336),
+          ("lm_head", 128256, 4096)]
+PER_STEP = {"qkv": 32, "o": 32, "gate_up": 32, "down": 32, "lm_head": 1}
+ROWS = [16, 64, 128, 256]
+
+
+def candidates(m: int) -> list:
+    """Launch configurations worth trying at M rows: row tiles no taller than M needs."""
+    from engines.model.invariant_matmul import MatmulConfig
+
+    tall = [b for b in (16, 32, 64, 128) if b <= max(16, m)]
+    return [
+        MatmulConfig(bm, bn, bk, num_warps=w, num_stages=s, group_m=8)
+        for bm, bn, bk, w, s in itertools.product(tall, (32, 64, 128), (64, 128, 256), (4,), (3, 4, 5))
+        if (bm + bn) * bk * s * 2 <= 200 * 1024  # shared memory of the H200's SM (227 KB)
+    ]
+
+
+def time_us(fn) -> float:
+    from triton.testing import do_bench
+
+    return do_bench(fn, warmup=10, rep=40, return_mode="median") * 1e3
+
+
+def sweep(shapes=SHAPES, rows=ROWS, timer=time_us, device="cuda", make_candidates=candidates) -> list[dict]:
+    """One record per (shape, M): cuBLAS's time and the best candidate's, with its config."""
+    from engines.model.invariant_matmul import linear
+
+    records = []
+    gen = torch.Generator(device=device).manual_seed(0)
+    for layer, n, k in shapes:
+        w = torch.randn(n, k, device=device, dtype=torch.bfloat16, generator=gen) / math.sqrt(k)
+        for m in rows:
+            x = torch.randn(m, k, device=device, dtype=torch.bfloat16, generator=gen)
+            expected = F.linear(x, w).float()
+            cublas = timer(lambda: F.linear(x, w))  # noqa: B023 (timed at once)
+            best, best_us, failed = None, math.inf, 0
+            for config in make_candidates(m):
+                try:
+                    out = linear(x, w, config=config).float()
+                except Exception:  # noqa: BLE001 (a configuration that does not compile or fit)
+                    failed += 1
+                    continue
+                if not torch.allclose(out, expected, atol=2e-2, rtol=2e-2):
+                    failed += 1
+                    continue
+                us = timer(lambda: linear(x, w, config=config))  # noqa: B023
+                if us < best_us:
+                    best, best_us = config, us
+            records.append(dict(layer=layer, n=n, k=k, m=m, cublas_us=cublas, best_us=best_us,
+                                ratio=best_us / cublas, best=asdict(best) if best else None, failed=failed,
+                                weight_gb_s=n * k * 2 / cublas / 1e3, cublas_tflops=2 * m * n * k / cublas / 1e6))
+        del w
+    return records
+
+
+def step_totals(records: list[dict]) -> list[dict]:
+    """A decode step's products at each M: cuBLAS alone, and the faster of the two per shape."""
+    out = []
+    for m in sorted({r["m"] for r in records}):
+        rs = [r for r in records if r["m"] == m]
+        cublas = sum(PER_STEP[r["layer"]] * r["cublas_us"] for r in rs) / 1e3
+        mixed = sum(PER_STEP[r["layer"]] * min(r["cublas_us"], r["best_us"]) for r in rs) / 1e3
+        out.append(dict(m=m, cublas_ms=cublas, best_ms=mixed, saving=1 - mixed / cublas))
+    return out
+
+
+def main() -> int:
+    if not torch.cuda.is_available():
+        print("needs a CUDA GPU", file=sys.stderr)
+        return 2
+    records = sweep()
+    totals = step_totals(records)
+    print(f"{torch.cuda.get_device_name()}, torch {torch.__version__}, bf16, 8B shapes")
+    print(f"{'layer':<8} {'M':>4} {'cuBLAS us':>10} {'GB/s':>6} {'TF/s':>5} {'best us':>8} {'ratio':>6}  best config")
+    for r in records:
+        b = r["best"]
+        cfg = f"{b['block_m']}x{b['block_n']}x{b['block_k']} w{b['num_warps']} s{b['num_stages']}" if b else "-"
+        print(f"{r['layer']:<8} {r['m']:>4} {r['cublas_us']:>10.1f} {r['weight_gb_s']:>6.0f} {r['cublas_tflops']:>5.0f} "
+              f"{r['best_us']:>8.1f} {r['ratio']:>6.2f}  {cfg}")
+    print("a decode step's products (32 layers + LM head):")
+    for t in totals:
+        print(f"  M {t['m']:>4}: cuBLAS {t['cublas_ms']:.3f} ms, with the faster per shape {t['best_ms']:.3f} ms "
+              f"({100 * t['saving']:.1f}% less)")
+    if len(sys.argv) > 1:
+        with open(sys.argv[1], "w") as f:
+            json.dump({"device": torch.cuda.get_device_name(), "torch": torch.__version__,
+                       "records": records, "totals": totals}, f, indent=1)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
