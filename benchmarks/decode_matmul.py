@@ -26,11 +26,12 @@ from dataclasses import asdict
 import torch
 import torch.nn.functional as F
 
-# (layer, N, K) of the 8B shape's weights [N, K], fused as in engines.model.llama, and how
-# many of each a decode step runs
-SHAPES = [("qkv", 6144, 4096), ("o", 4096, 4096), ("gate_up", 28672, 4096), ("down", 4096, 14336),
-          ("lm_head", 128256, 4096)]
-PER_STEP = {"qkv": 32, "o": 32, "gate_up": 32, "down": 32, "lm_head": 1}
+from benchmarks import invariant_matmul
+from benchmarks.invariant_matmul import time_us
+
+# (layer, N, K) of the 8B shape's weights [N, K], and how many of each a decode step runs
+SHAPES = [(layer, n, k) for model, layer, n, k in invariant_matmul.SHAPES if model == "8B"]
+PER_STEP = {layer: 1 if layer == "lm_head" else invariant_matmul.LAYERS["8B"] for layer, _, _ in SHAPES}
 ROWS = [16, 64, 128, 256]
 
 
@@ -44,12 +45,6 @@ def candidates(m: int) -> list:
         for bm, bn, bk, w, s in itertools.product(tall, (32, 64, 128), (64, 128, 256), (4,), (3, 4, 5))
         if (bm + bn) * bk * s * 2 <= 200 * 1024  # shared memory of the H200's SM (227 KB)
     ]
-
-
-def time_us(fn) -> float:
-    from triton.testing import do_bench
-
-    return do_bench(fn, warmup=10, rep=40, return_mode="median") * 1e3
 
 
 def sweep(shapes=SHAPES, rows=ROWS, timer=time_us, device="cuda", make_candidates=candidates) -> list[dict]:
@@ -80,7 +75,6 @@ def sweep(shapes=SHAPES, rows=ROWS, timer=time_us, device="cuda", make_candidate
             records.append(dict(layer=layer, n=n, k=k, m=m, cublas_us=cublas, best_us=best_us,
                                 ratio=best_us / cublas, best=asdict(best) if best else None, failed=failed,
                                 weight_gb_s=n * k * 2 / cublas / 1e3, cublas_tflops=2 * m * n * k / cublas / 1e6))
-        del w
     return records
 
 

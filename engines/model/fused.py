@@ -59,30 +59,6 @@ def _rotate_in_place(base, d, mask, c, s, HALF: tl.constexpr):
 
 
 @triton.jit
-def _rotary_kernel(x_ptr, pos_ptr, cos_ptr, sin_ptr, stride_t, stride_h, n_heads,
-                   HALF: tl.constexpr, BLOCK_H: tl.constexpr):
-    t = tl.program_id(0).to(tl.int64)
-    pos = tl.load(pos_ptr + t)
-    h = tl.arange(0, BLOCK_H)[:, None]
-    d = tl.arange(0, HALF)[None, :]
-    # cos/sin tables hold [freqs, freqs]: the first half is enough
-    c = tl.load(cos_ptr + pos * 2 * HALF + d).to(tl.float32)
-    s = tl.load(sin_ptr + pos * 2 * HALF + d).to(tl.float32)
-    _rotate_in_place(x_ptr + t * stride_t + h * stride_h, d, h < n_heads, c, s, HALF)
-
-
-def rotary_(x: torch.Tensor, positions: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-    """Rotate x [T, heads, D] in place at each token's position (cos/sin [max_pos, D])."""
-    assert x.stride(-1) == 1
-    heads, dim = x.shape[1], x.shape[2]
-    _rotary_kernel[(x.shape[0],)](
-        x, positions, cos, sin, x.stride(0), x.stride(1), heads,
-        HALF=dim // 2, BLOCK_H=triton.next_power_of_2(heads),
-    )
-    return x
-
-
-@triton.jit
 def _rotary_store_kernel(q_ptr, k_ptr, v_ptr, pos_ptr, cos_ptr, sin_ptr, slot_ptr, k_cache_ptr, v_cache_ptr,
                          stride_qt, stride_qh, stride_kt, stride_kh, stride_vt, stride_vh,
                          stride_cs, stride_ch, n_heads, n_kv_heads,
@@ -91,6 +67,7 @@ def _rotary_store_kernel(q_ptr, k_ptr, v_ptr, pos_ptr, cos_ptr, sin_ptr, slot_pt
     pos = tl.load(pos_ptr + t)
     slot = tl.load(slot_ptr + t)
     d = tl.arange(0, HALF)[None, :]
+    # cos/sin tables hold [freqs, freqs]: the first half is enough
     c = tl.load(cos_ptr + pos * 2 * HALF + d).to(tl.float32)
     s = tl.load(sin_ptr + pos * 2 * HALF + d).to(tl.float32)
     # queries: rotated in place
@@ -109,9 +86,9 @@ def _rotary_store_kernel(q_ptr, k_ptr, v_ptr, pos_ptr, cos_ptr, sin_ptr, slot_pt
 
 
 def rotary_store_(q, k, v, positions, cos, sin, k_cache, v_cache, slot_mapping) -> torch.Tensor:
-    """Rotate q [T, H, D] and k [T, Hkv, D] in place, and write rotated k and v into the
-    caches [..., page, Hkv, D] at slot_mapping [T]: one launch for what is otherwise four
-    (two rotaries, two index copies)."""
+    """Rotate q [T, H, D] and k [T, Hkv, D] in place at each token's position (cos/sin
+    [max_pos, D]), and write rotated k and v into the caches [..., page, Hkv, D] at
+    slot_mapping [T]: one launch for what is otherwise four (two rotaries, two index copies)."""
     assert q.stride(-1) == k.stride(-1) == v.stride(-1) == 1
     assert k_cache.stride(-1) == 1 and k_cache.stride(0) == k_cache.shape[1] * k_cache.stride(1)
     assert v_cache.stride() == k_cache.stride()

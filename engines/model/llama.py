@@ -63,8 +63,7 @@ class FusedOps:
         from engines.model import fused
 
         self.add_rms_norm = fused.add_rms_norm
-        self.rotary = fused.rotary_
-        self.rotary_store = fused.rotary_store_
+        self.rotary_store = fused.rotary_store_  # rotary and the cache write in one kernel
         self.silu_mul = fused.silu_mul
 
 
@@ -144,7 +143,7 @@ class DecoderLayer(nn.Module):
         if self.q_norm is not None:
             q = self.q_norm(q.reshape(-1, self.head_dim), ops)[0].view(-1, self.num_heads, self.head_dim)
             k = self.k_norm(k.reshape(-1, self.head_dim), ops)[0].view(-1, self.num_kv_heads, self.head_dim)
-        if ops.rotary_store is not None and getattr(attention, "accepts_written_kv", False):
+        if ops.rotary_store is not None:
             # one kernel rotates q and k and writes k and v to their cache slots
             ops.rotary_store(q, k, v, positions, rotary.cos, rotary.sin, kv_cache[0], kv_cache[1], meta.slot_mapping)
             o = attention(q, k, v, kv_cache[0], kv_cache[1], meta, plan, self.window, kv_written=True)
@@ -185,6 +184,8 @@ class CausalLM(nn.Module):
         c, w = weights.config, weights.state_dict
         self.config = c
         self.attention = attention
+        if fused and not getattr(attention, "accepts_written_kv", False):
+            raise ValueError(f"the fused ops write K/V to the cache themselves; attention {attention.name!r} cannot take that")
         self.ops = FusedOps() if fused else TorchOps
         self.linear = _linear_function(batch_invariant)
         self.embed = nn.Parameter(w["model.embed_tokens.weight"], requires_grad=False)
