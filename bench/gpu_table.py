@@ -47,7 +47,7 @@ def _ms(dist: dict | None, key: str) -> str:
 def print_table(runs: list[RunResult], console: Console) -> None:
     table = Table(title="output tok/s, latency (ms), efficiency (%)")
     for col in ["model", "engine", "ok", "out tok/s", "TTFT p50", "TTFT p99", "TPOT p50", "TPOT p99",
-                "roofline %", "GPU util %", "agree %", "vs hf-cb"]:
+                "roofline %", "GPU util %", "power cap %", "agree %", "vs hf-cb"]:
         table.add_column(col, justify="right" if col not in ("model", "engine") else "left")
     by_model: dict[str, list[RunResult]] = {}
     for run in runs:
@@ -62,12 +62,13 @@ def print_table(runs: list[RunResult], console: Console) -> None:
             rate = s.get("output_tok_per_s")
             roof = (s.get("roofline") or {}).get("efficiency")
             util = (s.get("device") or {}).get("utilization_pct_mean")
+            capped = (s.get("device") or {}).get("power_capped_pct")
             agree = (s.get("consistency") or {}).get("token_agreement")
             table.add_row(
                 model, engine(run), str(s["counts"]["ok"]), "–" if rate is None else f"{rate:,.0f}",
                 _ms(s.get("ttft_ms"), "p50"), _ms(s.get("ttft_ms"), "p99"),
                 _ms(s.get("tpot_ms"), "p50"), _ms(s.get("tpot_ms"), "p99"),
-                _pct(roof), "–" if util is None else f"{util:.0f}",
+                _pct(roof), "–" if util is None else f"{util:.0f}", "–" if capped is None else f"{capped:.0f}",
                 "ref" if (s.get("consistency") or {}).get("is_reference") else _pct(agree),
                 "–" if not (rate and peer_rate) else f"{rate / peer_rate:.1f}x",
             )

@@ -76,9 +76,15 @@ class DeviceSample:
     energy_j: float | None = None
     sm_clock_mhz: float | None = None
     mem_clock_mhz: float | None = None
+    # NVML's clock-event reasons at this reading: the board's power limit (the software power
+    # cap or the hardware power brake) was holding the SM clock down. A GPU at its power cap
+    # runs compute-bound kernels below the matrix rate measured in short bursts.
+    power_capped: bool | None = None
 
 
 DEVICE_COLUMNS = [f.name for f in fields(DeviceSample)]
+# columns added after the format's first files: a file without them reads as all None
+DEVICE_COLUMNS_ADDED = ("power_capped",)
 
 
 def requests_frame(records: list[RequestRecord]) -> pd.DataFrame:

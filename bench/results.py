@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from bench.records import DEVICE_COLUMNS, REQUEST_COLUMNS, STEP_COLUMNS
+from bench.records import DEVICE_COLUMNS, DEVICE_COLUMNS_ADDED, REQUEST_COLUMNS, STEP_COLUMNS
 
 FORMAT_VERSION = 1
 FILES = ("manifest.json", "requests.parquet", "steps.parquet", "device.parquet", "summary.json")
@@ -117,14 +117,18 @@ def _check_version(path: Path, data: dict) -> None:
         )
 
 
-def _read_parquet(path: Path, columns: list[str]) -> pd.DataFrame:
+def _read_parquet(path: Path, columns: list[str], added: tuple[str, ...] = ()) -> pd.DataFrame:
+    """added: columns newer than some files of this format; absent, they read as None."""
     try:
         frame = pd.read_parquet(path)
     except Exception as e:  # pyarrow raises several types for corrupt files
         raise ResultError(f"{path}: cannot read parquet ({type(e).__name__}: {e})") from e
-    missing = [c for c in columns if c not in frame.columns]
+    missing = [c for c in columns if c not in frame.columns and c not in added]
     if missing:
         raise ResultError(f"{path}: missing columns {missing}")
+    for column in added:
+        if column not in frame.columns:
+            frame[column] = None
     return frame
 
 
@@ -145,7 +149,7 @@ def load_run(path: str | Path) -> RunResult:
         manifest=manifest,
         requests=_read_parquet(path / "requests.parquet", REQUEST_COLUMNS),
         steps=_read_parquet(path / "steps.parquet", STEP_COLUMNS),
-        device=_read_parquet(path / "device.parquet", DEVICE_COLUMNS),
+        device=_read_parquet(path / "device.parquet", DEVICE_COLUMNS, DEVICE_COLUMNS_ADDED),
         summary=summary,
     )
 

@@ -37,6 +37,20 @@ def nvml_index(device: str | None) -> int | str | None:
     return int(entry) if entry.isdigit() else entry  # a UUID ("GPU-...")
 
 
+# NVML's clock-event reason bits (nvml.h: nvmlClocksEventReasonSwPowerCap,
+# nvmlClocksEventReasonHwPowerBrakeSlowdown): the board's power limit holds the clock down
+POWER_LIMIT_REASONS = 0x4 | 0x80
+
+
+def _clock_event_reasons(nv, handle) -> int | None:
+    """The reasons bitmask, by the name newer bindings use or the older 'throttle' one;
+    None with bindings that have neither."""
+    read = getattr(nv, "nvmlDeviceGetCurrentClocksEventReasons", None) or getattr(
+        nv, "nvmlDeviceGetCurrentClocksThrottleReasons", None
+    )
+    return None if read is None else int(read(handle))
+
+
 class _NvmlReader:
     def __init__(self, index: int | str):
         import pynvml  # ImportError -> CPU fallback, by the caller
@@ -65,6 +79,7 @@ class _NvmlReader:
         memory = self._field(lambda: nv.nvmlDeviceGetMemoryInfo(h))
         power_mw = self._field(lambda: nv.nvmlDeviceGetPowerUsage(h))
         energy_mj = self._field(lambda: nv.nvmlDeviceGetTotalEnergyConsumption(h))
+        reasons = self._field(lambda: _clock_event_reasons(nv, h))
         return DeviceSample(
             t_ns=t_ns,
             device=self.device,
@@ -76,6 +91,7 @@ class _NvmlReader:
             energy_j=None if energy_mj is None else energy_mj / 1000.0,
             sm_clock_mhz=self._field(lambda: float(nv.nvmlDeviceGetClockInfo(h, nv.NVML_CLOCK_SM))),
             mem_clock_mhz=self._field(lambda: float(nv.nvmlDeviceGetClockInfo(h, nv.NVML_CLOCK_MEM))),
+            power_capped=None if reasons is None else bool(reasons & POWER_LIMIT_REASONS),
         )
 
     def close(self) -> None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from bench.records import DEVICE_COLUMNS
+from bench.records import DEVICE_COLUMNS, DEVICE_COLUMNS_ADDED
 
 
 def _column(samples: pd.DataFrame, name: str) -> np.ndarray:
@@ -37,6 +37,26 @@ def power_w_mean(per_device: list[pd.DataFrame]) -> float | None:
     """Mean power draw of each device, summed over devices (W)."""
     means = [v.mean() for v in (_column(s, "power_w") for s in per_device) if v.size]
     return float(sum(means)) if means else None
+
+
+def sm_clock_mhz_mean(per_device: list[pd.DataFrame]) -> float | None:
+    """Mean SM clock, averaged over devices (MHz): below the GPU's boost clock when a power
+    or thermal limit holds it down."""
+    means = [v.mean() for v in (_column(s, "sm_clock_mhz") for s in per_device) if v.size]
+    return float(np.mean(means)) if means else None
+
+
+def power_capped_pct(per_device: list[pd.DataFrame]) -> float | None:
+    """Share of the readings (%) at which the board's power limit held the SM clock down,
+    averaged over devices; None where NVML does not say (CPU, older files)."""
+    shares = []
+    for samples in per_device:
+        if "power_capped" not in samples.columns:
+            continue
+        known = samples["power_capped"].dropna()
+        if len(known):
+            shares.append(100.0 * known.astype(bool).mean())
+    return float(np.mean(shares)) if shares else None
 
 
 def energy_j(per_device_all: list[pd.DataFrame], window: tuple[int, int] | None) -> float | None:
@@ -70,7 +90,7 @@ def device_summary(
     device: pd.DataFrame, window: tuple[int, int] | None, output_tokens: int
 ) -> dict | None:
     """The summary's `device` block; None when the sampler recorded nothing."""
-    missing = [c for c in DEVICE_COLUMNS if c not in device.columns]
+    missing = [c for c in DEVICE_COLUMNS if c not in device.columns and c not in DEVICE_COLUMNS_ADDED]
     if missing:
         raise ValueError(f"device frame: missing columns {missing}")
     if device.empty:
@@ -86,6 +106,8 @@ def device_summary(
         "utilization_pct_mean": utilization_pct_mean(per_device),
         "memory_used_bytes_peak": memory_used_bytes_peak(per_device),
         "power_w_mean": power_w_mean(per_device),
+        "sm_clock_mhz_mean": sm_clock_mhz_mean(per_device),
+        "power_capped_pct": power_capped_pct(per_device),
         "energy_j": energy,
         "energy_j_per_output_tok": (
             energy / output_tokens if energy is not None and output_tokens > 0 else None

@@ -70,7 +70,7 @@ def _latency_table(views: list[RunView]) -> Html:
 def _engine_table(views: list[RunView]) -> Html:
     headers = ["run", "padding efficiency", "preemptions", "recomputed tok", "KV utilisation mean",
                "KV peak tok", "KV capacity tok", "roofline efficiency", "device util %",
-               "device source", "memory peak", "energy J/output tok"]
+               "SM clock MHz", "power-capped %", "device source", "memory peak", "energy J/output tok"]
     rows = []
     for v in views:
         device = v.block("device") or {}
@@ -79,7 +79,8 @@ def _engine_table(views: list[RunView]) -> Html:
             fmt_num(v.number("engine", "preemptions")), fmt_num(v.number("engine", "recomputed_tokens")),
             fmt_pct(v.number("engine", "kv_utilization_mean")), fmt_num(v.number("engine", "kv_tokens_peak")),
             fmt_num(v.number("engine", "kv_tokens_capacity")), fmt_pct(v.number("roofline", "efficiency")),
-            fmt_num(v.number("device", "utilization_pct_mean")), device.get("source") or "–",
+            fmt_num(v.number("device", "utilization_pct_mean")), fmt_num(v.number("device", "sm_clock_mhz_mean")),
+            fmt_num(v.number("device", "power_capped_pct")), device.get("source") or "–",
             fmt_bytes(v.number("device", "memory_used_bytes_peak")),
             fmt_num(v.number("device", "energy_j_per_output_tok")),
         ])

@@ -67,3 +67,23 @@ def test_resume_keeps_complete_runs_and_reruns_the_rest(tmp_path):
     assert broken.with_name(broken.name + ".incomplete-1").is_dir()
     report = (tmp_path / "t" / "report.html").read_text()
     assert "tiny naive" in report and "tiny static" in report
+
+
+def test_table_prints_the_power_capped_share():
+    from types import SimpleNamespace
+
+    from bench.gpu_table import print_table
+
+    def run(engine, capped):
+        summary = {"counts": {"ok": 256}, "output_tok_per_s": 8000.0,
+                   "device": {"utilization_pct_mean": 98.0, "power_capped_pct": capped}}
+        return SimpleNamespace(manifest={"table_model": "llama-8b", "table_engine": engine}, summary=summary,
+                               label=engine)
+
+    out = io.StringIO()
+    print_table([run("paged", 89.4), run("static", None)], Console(file=out, width=250))
+    lines = out.getvalue().splitlines()
+    header = next(line for line in lines if "power cap %" in line)
+    paged = next(line for line in lines if " paged " in line)
+    column = header.index("power cap %")
+    assert paged[column:column + len("power cap %")].strip() == "89"

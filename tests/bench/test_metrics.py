@@ -273,7 +273,26 @@ def test_cpu_source_without_power_or_energy():
                for t, u in [(0, 50.0), (100, 100.0)]]
     d = summary_of(MIXED, device=device_frame(samples))["device"]
     assert d == {"source": "cpu", "utilization_pct_mean": 75.0, "memory_used_bytes_peak": None,
-                 "power_w_mean": None, "energy_j": None, "energy_j_per_output_tok": None}
+                 "power_w_mean": None, "sm_clock_mhz_mean": None, "power_capped_pct": None,
+                 "energy_j": None, "energy_j_per_output_tok": None}
+
+
+def test_power_capped_share_and_mean_clock_over_the_window():
+    def capped(t_ms, clock, flag):
+        return DeviceSample(t_ns=t_ms * MS, device="gpu0", source="nvml", sm_clock_mhz=clock, power_capped=flag)
+
+    # W is [0, 190] ms: the reading at 200 ms is outside it; one inside does not say
+    samples = [capped(0, 1980, False), capped(50, 1500, True), capped(100, 1400, True),
+               capped(150, 1600, None), capped(200, 1980, False)]
+    d = summary_of(MIXED, device=device_frame(samples))["device"]
+    assert d["power_capped_pct"] == pytest.approx(200 / 3)  # 2 of the 3 that say
+    assert d["sm_clock_mhz_mean"] == pytest.approx((1980 + 1500 + 1400 + 1600) / 4)
+
+
+def test_device_frames_written_before_the_power_cap_column_still_summarise():
+    frame = device_frame([gpu(0, 40, 1e9, 100, 1000), gpu(190, 60, 1e9, 100, 1010)]).drop(columns="power_capped")
+    d = summary_of(MIXED, device=frame)["device"]
+    assert d["power_capped_pct"] is None and d["utilization_pct_mean"] == pytest.approx(50.0)
 
 
 def test_energy_counter_going_down_is_an_error():

@@ -15,7 +15,7 @@ class FakeNVMLError(Exception):
     pass
 
 
-def fake_pynvml(*, init_error=None, energy_supported=True, calls=None):
+def fake_pynvml(*, init_error=None, energy_supported=True, calls=None, clock_reasons=None):
     """A pynvml stand-in for a GPU drawing 250 W at 87% with a rising energy counter."""
     nv = types.ModuleType("pynvml")
     nv.NVMLError = FakeNVMLError
@@ -47,6 +47,10 @@ def fake_pynvml(*, init_error=None, energy_supported=True, calls=None):
     nv.nvmlDeviceGetPowerUsage = lambda h: 250_000  # milliwatts
     nv.nvmlDeviceGetTotalEnergyConsumption = energy
     nv.nvmlDeviceGetClockInfo = lambda h, kind: {1: 1980, 2: 3201}[kind]
+    if clock_reasons is not None:  # (function name, its successive bitmasks)
+        name, masks = clock_reasons
+        readings = iter(masks)
+        setattr(nv, name, lambda h: next(readings, masks[-1]))
     nv.state = state
     return nv
 
@@ -149,3 +153,25 @@ def test_stop_without_start_and_bad_interval():
     assert DeviceSampler("cpu").stop() == []
     with pytest.raises(ValueError, match="interval_s"):
         DeviceSampler("cpu", interval_s=0)
+
+
+@pytest.mark.parametrize("name", ["nvmlDeviceGetCurrentClocksEventReasons", "nvmlDeviceGetCurrentClocksThrottleReasons"])
+def test_power_cap_from_the_clock_event_reasons(monkeypatch, name):
+    # idle (0x1), software power cap (0x4) with sync boost (0x10), hardware power brake
+    # (0x80), software thermal slowdown (0x20): only the power limits count
+    masks = [0x1, 0x4 | 0x10, 0x80, 0x20]
+    monkeypatch.setitem(sys.modules, "pynvml", fake_pynvml(clock_reasons=(name, masks)))
+    sampler = DeviceSampler("cuda:0", interval_s=60).start()
+    for _ in range(len(masks) - 2):  # start() and stop() take the first and the last
+        sampler._sample()
+    samples = sampler.stop()
+    assert [s.power_capped for s in samples] == [False, True, True, False]
+    assert sampler.errors == 0
+
+
+def test_bindings_without_clock_event_reasons_leave_it_unknown(monkeypatch):
+    monkeypatch.setitem(sys.modules, "pynvml", fake_pynvml())
+    with DeviceSampler("cuda:0", interval_s=0.01) as sampler:
+        pass
+    assert sampler.errors == 0 and sampler.samples
+    assert all(s.power_capped is None and s.sm_clock_mhz == 1980.0 for s in sampler.samples)

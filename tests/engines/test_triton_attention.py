@@ -144,3 +144,25 @@ def test_decode_tiles_launch_longest_context_first():
         assert sorted(launched) == decode
         assert [meta.seq_lens_host[i] for i in launched] == sorted((meta.seq_lens_host[i] for i in decode), reverse=True)
     assert checked >= 2, "too few batches with several decode rows to test the order"
+
+
+def test_head_major_pages_read_through_strides_give_the_same_output():
+    """The kernel addresses the cache through its strides only: head-major pages ([blocks,
+    kv_heads, page, dim] in memory, seen as [blocks, page, kv_heads, dim]; what
+    benchmarks/kv_layout.py times) give bitwise the same output as token-major ones."""
+    from benchmarks.kv_layout import head_major
+
+    heads, kv_heads, dim, block = 4, 2, 32, 16
+    rng = random.Random(5)
+    attention = TritonPagedAttention(dim**-0.5, heads, kv_heads, dim)
+    for _ in range(3):
+        meta, q, k, v, k_cache, v_cache = random_batch(rng, heads, kv_heads, dim, block, False, torch.float32)
+        # the step's own keys are read from the cache too: write them first, in both layouts
+        k_cache.view(-1, kv_heads, dim)[meta.slot_mapping] = k
+        v_cache.view(-1, kv_heads, dim)[meta.slot_mapping] = v
+        kc, vc = head_major(k_cache), head_major(v_cache)
+        assert kc.stride(2) == block * dim and torch.equal(kc, k_cache)  # other memory, same values
+        plan = attention.prepare(meta)
+        want = attention(q, k, v, k_cache, v_cache, meta, plan, kv_written=True)
+        got = attention(q, k, v, kc, vc, meta, plan, kv_written=True)
+        assert torch.equal(got, want)

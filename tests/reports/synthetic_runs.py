@@ -107,7 +107,8 @@ def synthetic_device(duration_ns: int, source: str = "nvml", interval_s: float =
         "t_ns": t, "device": "cuda:0" if gpu else "cpu", "source": source, "utilization_pct": util,
         "memory_used_bytes": np.full(len(t), 40 * 2**30), "memory_total_bytes": np.full(len(t), 141 * 2**30),
         "power_w": np.full(len(t), 450.0) if gpu else None, "energy_j": (np.arange(len(t)) * 90.0) if gpu else None,
-        "sm_clock_mhz": None, "mem_clock_mhz": None,
+        "sm_clock_mhz": np.full(len(t), 1500.0) if gpu else None, "mem_clock_mhz": None,
+        "power_capped": (np.arange(len(t)) % 4 != 0) if gpu else None,
     }, columns=DEVICE_COLUMNS)
 
 

@@ -261,3 +261,22 @@ def test_summaries_from_bench_metrics_render(make_run):
     assert "paged: goodput counts ok requests meeting every SLO (ttft_ms ≤ 100.0)." in page
     titles = [s["layout"]["title"]["text"] for s in figure_specs(page).values()]
     assert "Goodput" in titles and "Timeline: paged" in titles and "Timeline: static" in titles
+
+
+def test_device_files_from_before_the_power_cap_column_load(make_run):
+    """device.parquet written before `power_capped` existed loads with the column as None;
+    a column the format always had is still required by name."""
+    import pandas as pd
+
+    from bench.results import load_run
+
+    run = make_run("paged")
+    path = run.path / "device.parquet"
+    frame = pd.read_parquet(path)
+    frame.drop(columns="power_capped").to_parquet(path, index=False)
+    old = load_run(run.path)
+    assert "power_capped" in old.device.columns and old.device["power_capped"].isna().all()
+    assert len(old.device) == len(frame)
+    frame.drop(columns=["power_capped", "power_w"]).to_parquet(path, index=False)
+    with pytest.raises(ResultError, match=r"device\.parquet: missing columns \['power_w'\]"):
+        load_run(run.path)
