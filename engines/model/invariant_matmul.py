@@ -150,7 +150,10 @@ def _linear_kernel(
     tl.store(out_ptrs, acc.to(out_ptr.dtype.element_ty), mask=(rows[:, None] < M) & (cols[None, :] < N))
 
 
-def _check(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> None:
+def check_operands(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> None:
+    """F.linear's operand rules, checked up front with the shapes in the message (a Triton
+    kernel would read out of bounds instead of failing)."""
+
     def shapes() -> str:
         return f"x {tuple(x.shape)}, weight {tuple(weight.shape)}" + (
             f", bias {tuple(bias.shape)}" if bias is not None else ""
@@ -184,7 +187,7 @@ def linear(
 
     config: a launch configuration to use instead of config_for(...) (benchmarks and tests;
     keep it fixed across calls, or rows stop agreeing between calls)."""
-    _check(x, weight, bias)
+    check_operands(x, weight, bias)
     n, k = weight.shape
     lead = x.shape[:-1]
     m = lead.numel()
