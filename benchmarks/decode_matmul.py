@@ -14,10 +14,12 @@ Triton kernels, each checked against cuBLAS within bf16 rounding:
 It prints one row per (layer, M) and sums the fastest per shape into one decode step's
 products (32 layers + LM head).
 
-    PYTHONPATH=. python benchmarks/decode_matmul.py [out.json] [--libraries] [--splitk]
+    PYTHONPATH=. python benchmarks/decode_matmul.py [out.json] [--libraries] [--splitk] [--table=FILE]
 
 --libraries: cuBLAS against cuBLASLt only, at the decode sizes and at a full prefill
 step's M = 8192 (a minute). --splitk: cuBLAS against the split-K kernel only (M <= 64).
+--table=FILE: write the split-K wins (more than 3% faster than cuBLAS) as a table for the
+engine option matmul_table (engines/model/matmul_table.py).
 
 Times are medians of triton.testing.do_bench (L2 emptied before each call: weights come from
 memory, as in a forward pass).
@@ -29,6 +31,7 @@ import itertools
 import json
 import math
 import sys
+from dataclasses import asdict
 
 import torch
 import torch.nn.functional as F
@@ -44,7 +47,7 @@ SMEM = 200 * 1024  # shared memory a program may use on the H200 (227 KB an SM)
 
 
 def triton_candidates(m: int, k: int) -> dict:
-    """label -> product(x, w): the invariant kernel's configurations worth trying at M rows."""
+    """label -> (product(x, w), config): the invariant kernel's configurations worth trying at M rows."""
     from engines.model.invariant_matmul import MatmulConfig, linear
 
     tall = [b for b in (16, 32, 64, 128) if b <= max(16, m)]
@@ -55,11 +58,11 @@ def triton_candidates(m: int, k: int) -> dict:
         and (w == 4) == (bm * bn < 128 * 128)  # eight warps only for the largest tiles
     ]
     return {f"{c.block_m}x{c.block_n}x{c.block_k} w{c.num_warps} s{c.num_stages}":
-            (lambda x, w, c=c: linear(x, w, config=c)) for c in configs}
+            ((lambda x, w, c=c: linear(x, w, config=c)), c) for c in configs}
 
 
 def splitk_candidates(m: int, k: int) -> dict:
-    """label -> product(x, w): split-K configurations at M rows (one row tile covers M)."""
+    """label -> (product(x, w), config): split-K configurations at M rows (one row tile covers M)."""
     from engines.model.splitk_matmul import SplitKConfig, linear
 
     if m > 64:
@@ -71,7 +74,7 @@ def splitk_candidates(m: int, k: int) -> dict:
         if (bm + bn) * bk * s * 2 <= SMEM and k // sk >= bk  # every split at least one K tile
     ]
     return {f"{c.block_m}x{c.block_n}x{c.block_k} k/{c.split_k} s{c.num_stages}":
-            (lambda x, w, c=c: linear(x, w, config=c)) for c in configs}
+            ((lambda x, w, c=c: linear(x, w, config=c)), c) for c in configs}
 
 
 FAMILIES = {"triton": triton_candidates, "splitk": splitk_candidates}
@@ -103,8 +106,8 @@ def sweep(shapes=SHAPES, rows=ROWS, timer=time_us, device="cuda", families=FAMIL
                           cublaslt_us=_with_blas("cublaslt", lambda: timer(lambda: F.linear(x, w))) if cublaslt else None,  # noqa: B023
                           weight_gb_s=n * k * 2 / cublas / 1e3, cublas_tflops=2 * m * n * k / cublas / 1e6)
             for family, make in families.items():
-                best, best_us, failed = None, math.inf, 0
-                for label, product in make(m, k).items():
+                best, best_us, best_config, failed = None, math.inf, None, 0
+                for label, (product, config) in make(m, k).items():
                     try:
                         ok = torch.allclose(product(x, w).float(), expected, atol=2e-2, rtol=2e-2)
                     except Exception:  # noqa: BLE001 (a configuration that does not compile or fit)
@@ -114,8 +117,9 @@ def sweep(shapes=SHAPES, rows=ROWS, timer=time_us, device="cuda", families=FAMIL
                         continue
                     us = timer(lambda: product(x, w))  # noqa: B023
                     if us < best_us:
-                        best, best_us = label, us
-                record[family] = None if best is None else dict(us=best_us, ratio=best_us / cublas, config=best)
+                        best, best_us, best_config = label, us, config
+                record[family] = None if best is None else dict(
+                    us=best_us, ratio=best_us / cublas, config=best, launch=asdict(best_config))
                 record[f"{family}_failed"] = failed
             records.append(record)
     return records
@@ -135,6 +139,22 @@ def step_totals(records: list[dict], families=tuple(FAMILIES)) -> list[dict]:
         best = sum(PER_STEP[r["layer"]] * fastest(r) for r in rs) / 1e3
         out.append(dict(m=m, cublas_ms=cublas, best_ms=best, saving=1 - best / cublas))
     return out
+
+
+def table_entries(records: list[dict], margin: float = 0.03) -> list[dict]:
+    """engines.model.matmul_table entries: per weight shape, the row buckets from the smallest
+    M up where split-K beat cuBLAS by more than `margin` (do_bench's run-to-run noise is
+    ~1-2%), stopping at the first M where it did not. An entry covers the M up to its own
+    above the previous one, so a bucket left out would fall to the next larger entry: hence
+    no gaps. (us and cublas_us are for the reader; the engine reads the rest.)"""
+    entries = []
+    for n, k in dict.fromkeys((r["n"], r["k"]) for r in records):
+        for r in sorted((r for r in records if (r["n"], r["k"]) == (n, k)), key=lambda r: r["m"]):
+            if not (r.get("splitk") and r["splitk"]["ratio"] < 1 - margin):
+                break
+            entries.append(dict(n=n, k=k, dtype="bfloat16", max_m=r["m"], config=r["splitk"]["launch"],
+                                us=r["splitk"]["us"], cublas_us=r["cublas_us"]))
+    return entries
 
 
 def main() -> int:
@@ -168,6 +188,14 @@ def main() -> int:
         with open(args[0], "w") as f:
             json.dump({"device": torch.cuda.get_device_name(), "torch": torch.__version__,
                        "records": records, "totals": totals}, f, indent=1)
+    table = next((a.split("=", 1)[1] for a in sys.argv if a.startswith("--table=")), None)
+    if table:
+        entries = table_entries(records)
+        with open(table, "w") as f:
+            json.dump({"device": torch.cuda.get_device_name(), "torch": torch.__version__, "entries": entries}, f,
+                      indent=1)
+        print(f"{table}: {len(entries)} products where split-K beat cuBLAS by more than 3% "
+              "(engine option matmul_table)")
     return 0
 
 

@@ -13,8 +13,9 @@ The partials are SPLIT_K * M * N * 4 bytes, small beside the weight at these M.
 Rows past M and columns past N wrap onto valid ones, as in engines.model.invariant_matmul:
 loads stay unmasked along M and N, and their results are never stored.
 
-No engine calls it yet: `benchmarks/decode_matmul.py --splitk` times it against cuBLAS on the
-8B shapes first, and only a measured win earns it a place in the forward.
+The forward calls it only through a table of measured wins (engine option matmul_table,
+engines.model.matmul_table), which `benchmarks/decode_matmul.py --splitk --table=FILE` writes
+after timing it against cuBLAS on the GPU at hand.
 """
 
 from __future__ import annotations
