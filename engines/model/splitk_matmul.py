@@ -26,7 +26,7 @@ import torch
 import triton
 import triton.language as tl
 
-from engines.model.invariant_matmul import check_operands, interpreting
+from engines.model.invariant_matmul import flatten_operands, interpreting, k_tile_dot
 
 
 @dataclass(frozen=True)
@@ -72,20 +72,8 @@ def _partial_kernel(
 
     acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
     for k in range(k_start, k_end, BLOCK_K):
-        if EVEN_K:  # every K tile is whole: the splits start and end on tile boundaries
-            a = tl.load(x_ptrs)
-            b = tl.load(w_ptrs)
-        else:
-            k_left = k_end - k
-            a = tl.load(x_ptrs, mask=offs_k[None, :] < k_left, other=0.0)
-            b = tl.load(w_ptrs, mask=offs_k[:, None] < k_left, other=0.0)
-        if UPCAST:  # Triton's CPU interpreter multiplies bfloat16 as raw integers
-            a = a.to(tl.float32)
-            b = b.to(tl.float32)
-        if IEEE or UPCAST:
-            acc = tl.dot(a, b, acc, input_precision="ieee")
-        else:
-            acc = tl.dot(a, b, acc)
+        # EVEN_K: every K tile is whole, and the splits start and end on tile boundaries
+        acc = k_tile_dot(x_ptrs, w_ptrs, acc, offs_k, k_end - k, EVEN_K, IEEE, UPCAST)
         x_ptrs += BLOCK_K * stride_xk
         w_ptrs += BLOCK_K * stride_wk
 
@@ -112,17 +100,11 @@ def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = No
            config: SplitKConfig) -> torch.Tensor:
     """x [..., K] @ weight[N, K].T (+ bias [N]) -> [..., N] in x's dtype, K split config.split_k
     ways (float32 partials, summed in a fixed order, rounded once)."""
-    check_operands(x, weight, bias)
-    n, k = weight.shape
-    lead = x.shape[:-1]
-    m = lead.numel()
-    if m == 0 or n == 0:
-        return x.new_empty(*lead, n)
-    if k == 0:  # an empty sum: the bias, or zeros
-        return bias.expand(*lead, n).clone() if bias is not None else x.new_zeros(*lead, n)
-    x2 = x.reshape(m, k)
-    if x2.stride(-1) != 1:
-        x2 = x2.contiguous()
+    x2, early = flatten_operands(x, weight, bias)
+    if early is not None:
+        return early
+    m, k = x2.shape
+    n = weight.shape[0]
     per_split = config.k_per_split(k)
     splits = triton.cdiv(k, per_split)  # a K shorter than split_k tiles runs fewer splits
     partials = torch.empty(splits, m, n, dtype=torch.float32, device=x.device)
@@ -141,4 +123,4 @@ def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = No
         partials, bias.contiguous() if bias is not None else partials, out, m * n, n,
         SPLIT_K=splits, HAS_BIAS=bias is not None, BLOCK=block,
     )
-    return out.reshape(*lead, n)
+    return out.reshape(*x.shape[:-1], n)
