@@ -9,7 +9,8 @@ Triton kernels, each checked against cuBLAS within bf16 rounding:
 - triton: engines.model.invariant_matmul's kernel, one program per output tile (row tiles
   no taller than M needs, narrow column tiles to put more programs on the SMs);
 - splitk: engines.model.splitk_matmul, K split into 2-8 ranges so that more programs read
-  the weight at once (M <= 64 only: above that the products stop being a weight read).
+  the weight at once (M <= 64), or so that the narrow layers' few large tiles fill the SMs
+  (M = 128, 256).
 
 It prints one row per (layer, M) and sums the fastest per shape into one decode step's
 products (32 layers + LM head).
@@ -17,7 +18,7 @@ products (32 layers + LM head).
     PYTHONPATH=. python benchmarks/decode_matmul.py [out.json] [--libraries] [--splitk] [--table=FILE]
 
 --libraries: cuBLAS against cuBLASLt only, at the decode sizes and at a full prefill
-step's M = 8192 (a minute). --splitk: cuBLAS against the split-K kernel only (M <= 64).
+step's M = 8192 (a minute). --splitk: cuBLAS against the split-K kernel only (~5 minutes).
 --table=FILE: write the split-K wins (more than 3% faster than cuBLAS) as a table for the
 engine option matmul_table (engines/model/matmul_table.py).
 
@@ -62,16 +63,22 @@ def triton_candidates(m: int, k: int) -> dict:
 
 
 def splitk_candidates(m: int, k: int) -> dict:
-    """label -> (product(x, w), config): split-K configurations at M rows (one row tile covers M)."""
+    """label -> (product(x, w), config): split-K configurations at M rows. Up to 64 rows one
+    row tile covers M and the product is a read of the weight: many narrow programs. At 128
+    and 256 rows the narrow layers have too few output tiles for 132 SMs (cuBLAS runs them at
+    360-470 TFLOP/s): a few splits of large tiles."""
     from engines.model.splitk_matmul import SplitKConfig, linear
 
-    if m > 64:
-        return {}
-    bm = max(16, m)
+    if m <= 64:
+        bm = max(16, m)
+        shapes = itertools.product((bm,), (32, 64, 128), (64, 128, 256), (2, 3, 4, 6, 8), (4,), (3, 4))
+    else:
+        shapes = itertools.product((64, 128), (128, 256), (64,), (2, 3, 4), (4, 8), (3, 4))
     configs = [
-        SplitKConfig(bm, bn, bk, split_k=sk, num_warps=4, num_stages=s)
-        for bn, bk, sk, s in itertools.product((32, 64, 128), (64, 128, 256), (2, 3, 4, 6, 8), (3, 4))
+        SplitKConfig(bm, bn, bk, split_k=sk, num_warps=w, num_stages=s)
+        for bm, bn, bk, sk, w, s in shapes
         if (bm + bn) * bk * s * 2 <= SMEM and k // sk >= bk  # every split at least one K tile
+        and (w == 8) == (bm * bn >= 128 * 128)  # eight warps for the largest tiles only
     ]
     return {f"{c.block_m}x{c.block_n}x{c.block_k} k/{c.split_k} s{c.num_stages}":
             ((lambda x, w, c=c: linear(x, w, config=c)), c) for c in configs}
@@ -165,7 +172,7 @@ def main() -> int:
     if "--libraries" in sys.argv:
         records = sweep(rows=ROWS + [8192], families={})
     elif "--splitk" in sys.argv:
-        records = sweep(rows=[m for m in ROWS if m <= 64], families={"splitk": splitk_candidates}, cublaslt=False)
+        records = sweep(families={"splitk": splitk_candidates}, cublaslt=False)
     else:
         records = sweep()
     totals = step_totals(records)

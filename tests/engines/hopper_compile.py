@@ -31,9 +31,11 @@ def _cases() -> dict:
             {p: "*fp32" for p in ("x_ptr", "w_ptr", "b_ptr", "out_ptr")} if fp32 else {}, (),
             dict(num_warps=config.num_warps, num_stages=config.num_stages),
         )
-    split = splitk_matmul.SplitKConfig(16, 64, 256, split_k=4, num_warps=4, num_stages=4)
-    for even in (True, False):
-        cases[f"splitk_partial-even_k={even}"] = (
+    # the largest tiles benchmarks/decode_matmul.py tries, at decode-sized M and at 128-256 rows
+    for name, split, even in (("even_k", splitk_matmul.SplitKConfig(16, 64, 256, 4, 4, 4), True),
+                              ("ragged_k", splitk_matmul.SplitKConfig(16, 64, 256, 4, 4, 4), False),
+                              ("large", splitk_matmul.SplitKConfig(128, 256, 64, 2, 8, 4), True)):
+        cases[f"splitk_partial-{name}"] = (
             splitk_matmul._partial_kernel,
             dict(EVEN_K=even, IEEE=False, UPCAST=False, BLOCK_M=split.block_m, BLOCK_N=split.block_n,
                  BLOCK_K=split.block_k),
@@ -57,7 +59,7 @@ def _cases() -> dict:
 
 
 CASES = ["invariant_matmul-wide", "invariant_matmul-narrow", "invariant_matmul-float32",
-         "splitk_partial-even_k=True", "splitk_partial-even_k=False", "splitk_reduce",
+         "splitk_partial-even_k", "splitk_partial-ragged_k", "splitk_partial-large", "splitk_reduce",
          "paged_attention-decode-head_dim=64", "paged_attention-prefill-head_dim=64",
          "paged_attention-decode-head_dim=128", "paged_attention-prefill-head_dim=128",
          "add_rms_norm", "rotary_store", "silu_mul"]
