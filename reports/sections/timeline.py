@@ -1,5 +1,6 @@
 """A timeline per run: requests running and queued, the tokens each step computed (useful
-prefill and decode, padding, wasted decode), KV cache use, and device utilisation.
+prefill and decode, padding, wasted decode), KV cache use, device utilisation, and the GPU's
+SM clock with the readings at which its power limit held the clock down.
 
 A step's counters hold from its start until the next step starts, so they are drawn as a
 staircase from each step's start time: a long prefill step shows as a long flat block, not
@@ -20,6 +21,7 @@ from reports.page import Figure, Section
 from reports.runs import RunView
 
 MAX_BINS = 1500
+CLOCK_ROW = "SM clock (MHz)"
 NS_PER_S = 1e9
 TOKEN_SERIES = (  # column, legend, colour: the useful work first, the waste on top
     ("prefill_tokens", "prefill", "#636efa"),
@@ -65,6 +67,8 @@ def _rows(view: RunView) -> list[str]:
             rows.append("KV cache (tokens)")
     if len(view.run.device) and np.isfinite(_numeric(view.run.device, "utilization_pct")).any():
         rows.append("device utilisation (%)")
+    if len(view.run.device) and np.isfinite(_numeric(view.run.device, "sm_clock_mhz")).any():
+        rows.append(CLOCK_ROW)
     return rows
 
 
@@ -120,6 +124,30 @@ def _add_device(figure, view: RunView, rows: list[str]) -> str:
     return f"Device utilisation from {len(device):,} samples ({meaning})."
 
 
+def _add_clock(figure, view: RunView, rows: list[str]) -> str:
+    """The SM clock per device, and markers on it where most readings of a bin said the
+    board's power limit held the clock down."""
+    row = rows.index(CLOCK_ROW) + 1
+    capped_readings = known = 0
+    for name, samples in view.run.device.groupby("device", sort=True, dropna=False):
+        capped = _numeric(samples.astype({"power_capped": "object"}), "power_capped")  # True/False/None -> 1/0/NaN
+        capped_readings += int((capped > 0.5).sum())
+        known += int(np.isfinite(capped).sum())
+        x, means, _ = bin_means(_numeric(samples, "t_ns"), {"clock": _numeric(samples, "sm_clock_mhz"),
+                                                            "capped": capped})
+        figure.add_scatter(x=compact(x), y=compact(means["clock"]), mode="lines",
+                           name=trace_name(f"SM clock {name}"), legend=_legend(rows, CLOCK_ROW),
+                           line={"width": 1.5}, row=row, col=1)
+        at_cap = means["capped"] > 0.5  # NaN (not reported) compares False
+        if at_cap.any():
+            figure.add_scatter(x=compact(x[at_cap]), y=compact(means["clock"][at_cap]), mode="markers",
+                               name=trace_name(f"power-capped {name}"), legend=_legend(rows, CLOCK_ROW),
+                               marker={"color": "#ef553b", "size": 4}, row=row, col=1)
+    if not known:
+        return "SM clock (the power limit's hold on it not reported)."
+    return f"SM clock: {capped_readings:,} of {known:,} readings with the power limit holding it down (marked)."
+
+
 def run_figure(view: RunView) -> tuple[Figure | None, list[str]]:
     """The run's timeline, or None with notes saying what it lacks."""
     rows = _rows(view)
@@ -137,6 +165,8 @@ def run_figure(view: RunView) -> tuple[Figure | None, list[str]]:
         parts.append(_add_steps(figure, view, rows))
     if "device utilisation (%)" in rows:
         parts.append(_add_device(figure, view, rows))
+    if CLOCK_ROW in rows:
+        parts.append(_add_clock(figure, view, rows))
     figure.update_layout(
         title={"text": trace_name(f"Timeline: {view.name}"), "x": 0.01, "font": {"size": 15}},
         height=90 + 190 * len(rows), margin={"l": 64, "r": 16, "t": 64, "b": 40},
@@ -157,8 +187,9 @@ def section(views: list[RunView]) -> Section:
         "Per run, over time: requests running (holding KV memory) and queued inside the engine; "
         "the tokens each step computed, stacked: useful prefill and decode at the bottom, padding "
         "and decode for already-finished rows (wasted) on top; KV positions holding real context "
-        "(used) against those set aside (reserved) and the cache's size (capacity); and device "
-        "utilisation. A static batch shows as a saw-tooth of running requests; continuous "
+        "(used) against those set aside (reserved) and the cache's size (capacity); device "
+        "utilisation; and the GPU's SM clock, marked where the board's power limit held it down "
+        "(compute-bound work then runs below the roofline's matrix rate). A static batch shows as a saw-tooth of running requests; continuous "
         "batching as a flat line at the batch limit while a queue remains."))
     for view in views:
         figure, missing = run_figure(view)

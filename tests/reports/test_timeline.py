@@ -36,10 +36,10 @@ def test_timeline_rows_follow_what_the_run_recorded(make_run):
     figure, missing = run_figure(full)
     assert missing == []
     assert [a.text for a in figure.figure.layout.annotations] == [
-        "requests", "tokens per step", "KV cache (tokens)", "device utilisation (%)"]
+        "requests", "tokens per step", "KV cache (tokens)", "device utilisation (%)", "SM clock (MHz)"]
     names = [t.name for t in figure.figure.data]
     assert names == ["running", "queued", "prefill", "decode", "padded", "wasted decode", "KV used",
-                     "KV reserved", "KV capacity", "util cuda:0"]
+                     "KV reserved", "KV capacity", "util cuda:0", "SM clock cuda:0", "power-capped cuda:0"]
     decode = figure.figure.data[3]
     steps = full.run.steps
     np.testing.assert_array_equal(values(decode.y), steps["decode_tokens"].to_numpy(dtype=np.float32))
@@ -51,7 +51,7 @@ def test_timeline_rows_follow_what_the_run_recorded(make_run):
     assert missing == ["no device samples"] and "No device samples." in figure.caption
     device_only = _view(make_run, steps=False)
     figure, missing = run_figure(device_only)
-    assert [a.text for a in figure.figure.layout.annotations] == ["device utilisation (%)"]
+    assert [a.text for a in figure.figure.layout.annotations] == ["device utilisation (%)", "SM clock (MHz)"]
     nothing = _view(make_run, steps=False, device=None)
     assert run_figure(nothing) == (None, ["no step stats (this engine cannot see its own steps)",
                                           "no device samples"])
@@ -68,7 +68,7 @@ def test_engines_without_kv_accounting_get_no_kv_row(make_run):
 def test_long_runs_are_binned(make_run):
     view = _view(make_run, n_steps=20_000)
     figure, _ = run_figure(view)
-    assert all(len(values(t.x)) == 1500 for t in figure.figure.data if t.name != "util cuda:0")
+    assert all(len(values(t.x)) == 1500 for t in figure.figure.data if not t.name.endswith("cuda:0"))
     assert "20,000 steps, each stair the mean over the steps starting in a" in figure.caption
 
 
@@ -94,3 +94,22 @@ def test_synthetic_frames_have_the_record_columns():
     rng = np.random.default_rng(0)
     assert list(synthetic_steps(5, rng, 10**9).columns) == STEP_COLUMNS
     assert list(synthetic_device(10**9).columns) == DEVICE_COLUMNS
+
+
+def test_power_capped_readings_are_marked_on_the_clock(make_run):
+    view = _view(make_run)
+    device = view.run.device
+    device["sm_clock_mhz"] = np.where(device["power_capped"], 1500.0, 1980.0)
+    figure, _ = run_figure(view)
+    traces = {t.name: t for t in figure.figure.data}
+    np.testing.assert_array_equal(values(traces["SM clock cuda:0"].y), device["sm_clock_mhz"].to_numpy(np.float32))
+    marked = traces["power-capped cuda:0"]
+    capped = device[device["power_capped"]]
+    np.testing.assert_allclose(values(marked.x), capped["t_ns"].to_numpy() / 1e9, rtol=1e-6)
+    assert set(values(marked.y)) == {1500.0}
+    assert f"SM clock: {len(capped):,} of {len(device):,} readings with the power limit holding it down" in figure.caption
+
+    device["power_capped"] = None  # bindings that do not say: the clock alone, no markers
+    figure, _ = run_figure(view)
+    assert [t.name for t in figure.figure.data][-1] == "SM clock cuda:0"
+    assert "SM clock (the power limit's hold on it not reported)." in figure.caption
