@@ -59,14 +59,19 @@ class MatmulTable:
 
 def _interpreting() -> bool:
     """Triton's CPU interpreter runs the kernel on CPU tensors (the CPU tests)."""
-    from engines.model.invariant_matmul import interpreting
-
+    try:
+        from engines.model.invariant_matmul import interpreting
+    except ImportError:  # no triton: nothing runs the kernel off the GPU
+        return False
     return interpreting()
 
 
 def load_table(path: str | Path) -> MatmulTable:
     """Read and check a table file; every problem names the file, the entry and the field."""
-    from engines.model.splitk_matmul import SplitKConfig
+    try:
+        from engines.model.splitk_matmul import SplitKConfig
+    except ImportError as e:
+        raise ConfigError(f"matmul_table {path}: the split-K kernel needs the triton package ({e})") from e
 
     path = Path(path)
     try:

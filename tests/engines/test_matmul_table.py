@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 
 import pytest
 import torch
@@ -113,3 +114,10 @@ def test_matmul_table_and_batch_invariant_exclude_each_other(tmp_path):
     path = write(tmp_path, [entry(256, 128, 4)])
     with pytest.raises(ConfigError, match="matmul_table and batch_invariant=True exclude each other"):
         build_engine("paged", "tiny", device="cpu", dtype="float32", matmul_table=str(path), batch_invariant=True)
+
+
+def test_a_table_without_triton_is_a_config_error(tmp_path, monkeypatch):
+    path = write(tmp_path, [entry(8, 8, 16)])
+    monkeypatch.setitem(sys.modules, "engines.model.splitk_matmul", None)  # import fails
+    with pytest.raises(ConfigError, match=r"matmul_table .*table\.json: the split-K kernel needs the triton package"):
+        load_table(path)
