@@ -113,10 +113,11 @@ def main() -> None:
     p.add_argument("--async-scheduling", default="true")
     p.add_argument("--profile", action="store_true")
     p.add_argument("--cuda-graphs", default="true")
-    p.add_argument("--mixed-graph-tokens", type=int, default=0)
+    p.add_argument("--mixed-graph-tokens", type=int, default=None, help="default: the engines' own")
     args = p.parse_args()
-    options = dict(max_model_len=1536, cuda_graphs=args.cuda_graphs == "true", async_scheduling=args.async_scheduling == "true",
-                   mixed_graph_tokens=args.mixed_graph_tokens)
+    options = dict(max_model_len=1536, cuda_graphs=args.cuda_graphs == "true", async_scheduling=args.async_scheduling == "true")
+    if args.mixed_graph_tokens is not None:
+        options["mixed_graph_tokens"] = args.mixed_graph_tokens
     if args.kv_tokens:
         options["kv_tokens"] = args.kv_tokens
     if args.kv_memory:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from bench.records import DEVICE_COLUMNS, DEVICE_COLUMNS_ADDED
+from bench.records import DEVICE_COLUMNS
 
 
 def _column(samples: pd.DataFrame, name: str) -> np.ndarray:
@@ -48,11 +48,9 @@ def sm_clock_mhz_mean(per_device: list[pd.DataFrame]) -> float | None:
 
 def power_capped_pct(per_device: list[pd.DataFrame]) -> float | None:
     """Share of the readings (%) at which the board's power limit held the SM clock down,
-    averaged over devices; None where NVML does not say (CPU, older files)."""
+    averaged over devices; None where NVML does not say (CPU, files from before the column)."""
     shares = []
     for samples in per_device:
-        if "power_capped" not in samples.columns:
-            continue
         known = samples["power_capped"].dropna()
         if len(known):
             shares.append(100.0 * known.astype(bool).mean())
@@ -90,7 +88,7 @@ def device_summary(
     device: pd.DataFrame, window: tuple[int, int] | None, output_tokens: int
 ) -> dict | None:
     """The summary's `device` block; None when the sampler recorded nothing."""
-    missing = [c for c in DEVICE_COLUMNS if c not in device.columns and c not in DEVICE_COLUMNS_ADDED]
+    missing = [c for c in DEVICE_COLUMNS if c not in device.columns]
     if missing:
         raise ValueError(f"device frame: missing columns {missing}")
     if device.empty:

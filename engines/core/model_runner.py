@@ -125,6 +125,7 @@ class ModelRunner:
             logits = self.graphs.run(plan.chunks, prev)
             tokens = sample(logits, _sampling_batch(plan.chunks, self.device))
             return Launched(plan.chunks, HostTokens.start(tokens))  # every decode chunk samples
+        host = None
         if self.mixed_graphs is not None and sum(c.num_entries for c in plan.chunks) <= self.mixed_graphs.max_tokens:
             host = self.host_batch(plan)
             if self.mixed_graphs.fits(host):
@@ -132,8 +133,10 @@ class ModelRunner:
                 tokens = sample(logits, SamplingBatch.build(host.params, host.steps, self.device))
                 return Launched(host.sample_chunks, HostTokens.start(tokens))
         sampled, parts = [], []
-        for group in split_chunks(plan.chunks, MAX_FORWARD_TOKENS):
-            batch = self.build(StepPlan(chunks=group), prev)
+        groups = split_chunks(plan.chunks, MAX_FORWARD_TOKENS)
+        for group in groups:
+            # a step the graphs could not take is still one group: its host batch is built already
+            batch = self.build(StepPlan(chunks=group), prev, host if len(groups) == 1 else None)
             sampled += batch.sample_chunks
             parts.append(self.execute(batch))
         tokens = parts[0] if len(parts) == 1 else torch.cat(parts)
@@ -170,8 +173,9 @@ class ModelRunner:
                 host.steps.append(len(seq.token_ids) - seq.num_prompt)
         return host
 
-    def build(self, plan: StepPlan, previous_tokens: torch.Tensor | None = None) -> Batch:
-        host = self.host_batch(plan)
+    def build(self, plan: StepPlan, previous_tokens: torch.Tensor | None = None, host: HostBatch | None = None) -> Batch:
+        """host: the plan's host batch, when it is made already."""
+        host = host or self.host_batch(plan)
         tables = host.tables
         width = max(len(t) for t in tables)
         table_array = np.zeros((len(tables), width), dtype=np.int32)

@@ -130,7 +130,8 @@ def _add_clock(figure, view: RunView, rows: list[str]) -> str:
     row = rows.index(CLOCK_ROW) + 1
     capped_readings = known = 0
     for name, samples in view.run.device.groupby("device", sort=True, dropna=False):
-        capped = _numeric(samples.astype({"power_capped": "object"}), "power_capped")  # True/False/None -> 1/0/NaN
+        # True / False / None -> 1 / 0 / NaN (None: not reported)
+        capped = pd.to_numeric(samples["power_capped"].astype(object), errors="coerce").to_numpy(np.float64)
         capped_readings += int((capped > 0.5).sum())
         known += int(np.isfinite(capped).sum())
         x, means, _ = bin_means(_numeric(samples, "t_ns"), {"clock": _numeric(samples, "sm_clock_mhz"),

@@ -128,6 +128,28 @@ def test_engines_with_triton_attention_and_graph_buffers_equal_generate():
             assert runner.mixed_graphs.replays > 0, f"{name}: no step went through the mixed-step buffers"
 
 
+def test_steps_the_mixed_graphs_cannot_take_run_eagerly_from_the_same_host_batch():
+    """Mixed-step buffers of 4 blocks per sequence: steps of longer sequences do not fit and
+    run eagerly, reusing the host batch already made for the graphs; tokens stay generate's."""
+    from engines.core.mixed_graphs import MixedGraphs
+    from engines.registry import create_engine
+    from tests.engines.helpers import drive, hf_generate, hf_model, random_requests
+
+    requests = random_requests(5, seed=2, vocab=2048, prompt=(2, 40), output=(1, 12), prefix=(0.5, 20))
+    expected = hf_generate(hf_model("tiny"), requests)
+    engine = create_engine("paged", model="tiny", device=DEVICE, attention="triton", block_size=4, max_batch=3,
+                           token_budget=16)
+    runner = engine.runner
+    # the mixed-step runner's buffers, run without capture (on a GPU too: small on purpose)
+    runner.mixed_graphs = MixedGraphs(runner.model, runner.storage, 3, 4, 16, runner.device, capture=False)
+    reused = []
+    build = runner.build
+    runner.build = lambda plan, prev=None, host=None: reused.append(host is not None) or build(plan, prev, host)
+    tokens, _, _ = drive(engine, requests, add_every=1)
+    assert {r.id: tokens[r.id] for r in requests} == expected
+    assert runner.mixed_graphs.replays > 0 and any(reused), "both paths should have run"
+
+
 def test_decode_tiles_launch_longest_context_first():
     """The GPU starts the long decode programs first (no SM left alone with one at the end)."""
     attention = TritonPagedAttention(32**-0.5, 4, 2, 32)
