@@ -27,7 +27,6 @@ from engines.kv.padded import PaddedKV
 from engines.kv.paged import PagedKV
 from engines.kv.slots import SlotKV
 from engines.model.llama import CausalLM
-from engines.model.matmul_table import load_table
 from engines.model.weights import load_weights
 from engines.request import ConfigError
 
@@ -89,16 +88,10 @@ def build_engine(
                 f"batch_invariant=True needs attention='triton' on a GPU (got {attention.name!r}): only the "
                 "Triton attention and its fused norms compute each token the same way in any batch"
             )
-    table = None
-    if opts.matmul_table is not None:
-        if opts.batch_invariant:
-            raise ConfigError("matmul_table and batch_invariant=True exclude each other: a split-K product "
-                              "sums a row's terms in an order set by the table's row buckets, not by the row alone")
-        table = load_table(opts.matmul_table)
     # the fused Triton elementwise kernels go with the Triton attention (the GPU path)
     net = CausalLM(
         weights, attention, max_positions=max_positions, fused=attention.name == "triton",
-        batch_invariant=bool(opts.batch_invariant), matmul_table=table,
+        batch_invariant=bool(opts.batch_invariant),
     )
     model_info = weights.describe()
     weights.state_dict.clear()  # the fused copies in `net` are all that is kept

@@ -39,9 +39,6 @@ class EngineOptions:
     batch_invariant: matrix products and attention whose result for a token does not depend
         on what else is in the batch (fixed reduction order): engines then agree token for
         token in bf16 too, at some speed.
-    matmul_table: path of a JSON table of measured split-K launch configurations
-        (benchmarks/decode_matmul.py --splitk --table): the products it lists, at the row
-        counts it lists, run engines.model.splitk_matmul instead of cuBLAS.
     """
 
     max_batch: int | None = None
@@ -56,7 +53,6 @@ class EngineOptions:
     mixed_graph_tokens: int = 2048
     async_scheduling: bool = True
     batch_invariant: bool = False
-    matmul_table: str | None = None
 
     @classmethod
     def from_kwargs(cls, engine: str, kwargs: dict) -> "EngineOptions":
@@ -83,7 +79,6 @@ class ResolvedOptions:
     async_scheduling: bool = True
     batch_invariant: bool = False
     mixed_graph_tokens: int = 0
-    matmul_table: str | None = None
 
     @property
     def kv_tokens(self) -> int:
@@ -170,5 +165,4 @@ def resolve(
         async_scheduling=bool(opts.async_scheduling),
         batch_invariant=bool(opts.batch_invariant),
         mixed_graph_tokens=min(opts.mixed_graph_tokens, token_budget) if opts.cuda_graphs else 0,
-        matmul_table=None if opts.matmul_table is None else str(opts.matmul_table),
     )

@@ -9,10 +9,9 @@ q/k/v and gate/up projections are fused into one matrix each (as serving engines
 matmul instead of three or two, fewer kernel launches per layer.
 
 Every matrix product goes through one `linear` function, chosen once per model: F.linear
-(cuBLAS, whose kernel choice depends on the batch size); with batch_invariant=True,
+(cuBLAS, whose kernel choice depends on the batch size), or, with batch_invariant=True,
 engines.model.invariant_matmul.linear, whose result for a token does not depend on the
-batch it is computed in; with a matmul_table, the split-K kernel for the products and row
-counts the table lists (engines.model.matmul_table), F.linear for the rest.
+batch it is computed in.
 """
 
 from __future__ import annotations
@@ -169,9 +168,7 @@ def _layer_windows(config) -> list[int | None]:
     return [window] * n
 
 
-def _linear_function(batch_invariant: bool, matmul_table=None):
-    if matmul_table is not None:  # split-K where the table measured a win, else cuBLAS
-        return matmul_table.linear
+def _linear_function(batch_invariant: bool):
     if not batch_invariant:
         return F.linear
     from engines.model import invariant_matmul  # imports triton: only when asked for
@@ -181,8 +178,7 @@ def _linear_function(batch_invariant: bool, matmul_table=None):
 
 class CausalLM(nn.Module):
     def __init__(
-        self, weights: ModelWeights, attention, max_positions: int, fused: bool = False, batch_invariant: bool = False,
-        matmul_table=None,
+        self, weights: ModelWeights, attention, max_positions: int, fused: bool = False, batch_invariant: bool = False
     ):
         super().__init__()
         c, w = weights.config, weights.state_dict
@@ -191,7 +187,7 @@ class CausalLM(nn.Module):
         if fused and not getattr(attention, "accepts_written_kv", False):
             raise ValueError(f"the fused ops write K/V to the cache themselves; attention {attention.name!r} cannot take that")
         self.ops = FusedOps() if fused else TorchOps
-        self.linear = _linear_function(batch_invariant, matmul_table)
+        self.linear = _linear_function(batch_invariant)
         self.embed = nn.Parameter(w["model.embed_tokens.weight"], requires_grad=False)
         self.lm_head = self.embed if "lm_head.weight" not in w else nn.Parameter(w["lm_head.weight"], requires_grad=False)
         self.norm = RMSNorm(w["model.norm.weight"], c.rms_norm_eps)

@@ -18,7 +18,7 @@ def _cases() -> dict:
     """case -> (kernel, constexprs, pointer types, fp32 scalars, launch options), with the
     launch configurations the engines use."""
     from engines.attention.triton_paged import DECODE, PREFILL, _paged_attention_kernel
-    from engines.model import fused, invariant_matmul, splitk_matmul
+    from engines.model import fused, invariant_matmul
 
     cases = {}
     for name, config in (("wide", invariant_matmul.WIDE), ("narrow", invariant_matmul.NARROW),
@@ -31,18 +31,6 @@ def _cases() -> dict:
             {p: "*fp32" for p in ("x_ptr", "w_ptr", "b_ptr", "out_ptr")} if fp32 else {}, (),
             dict(num_warps=config.num_warps, num_stages=config.num_stages),
         )
-    # the largest tiles benchmarks/decode_matmul.py tries, at decode-sized M and at 128-256 rows
-    for name, split, even in (("even_k", splitk_matmul.SplitKConfig(16, 64, 256, 4, 4, 4), True),
-                              ("ragged_k", splitk_matmul.SplitKConfig(16, 64, 256, 4, 4, 4), False),
-                              ("large", splitk_matmul.SplitKConfig(128, 256, 64, 2, 8, 4), True)):
-        cases[f"splitk_partial-{name}"] = (
-            splitk_matmul._partial_kernel,
-            dict(EVEN_K=even, IEEE=False, UPCAST=False, BLOCK_M=split.block_m, BLOCK_N=split.block_n,
-                 BLOCK_K=split.block_k),
-            {"part_ptr": "*fp32"}, (), dict(num_warps=split.num_warps, num_stages=split.num_stages),
-        )
-    cases["splitk_reduce"] = (splitk_matmul._reduce_kernel, dict(SPLIT_K=4, HAS_BIAS=True, BLOCK=1024),
-                              {"part_ptr": "*fp32"}, (), {})
     for head_dim in (64, 128):
         for phase, config, block_q in (("decode", DECODE, 4), ("prefill", PREFILL, 16)):
             cases[f"paged_attention-{phase}-head_dim={head_dim}"] = (
@@ -59,7 +47,6 @@ def _cases() -> dict:
 
 
 CASES = ["invariant_matmul-wide", "invariant_matmul-narrow", "invariant_matmul-float32",
-         "splitk_partial-even_k", "splitk_partial-ragged_k", "splitk_partial-large", "splitk_reduce",
          "paged_attention-decode-head_dim=64", "paged_attention-prefill-head_dim=64",
          "paged_attention-decode-head_dim=128", "paged_attention-prefill-head_dim=128",
          "add_rms_norm", "rotary_store", "silu_mul"]

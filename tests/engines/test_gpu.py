@@ -64,40 +64,6 @@ def test_gpu_engines_equal_generate_in_float32(reference, name, options, graphs)
     engine.close()
 
 
-@pytest.mark.parametrize("graphs", [True, False])
-def test_gpu_engine_with_split_k_products_equals_generate_in_float32(reference, graphs, tmp_path):
-    """A matmul_table sending every product of up to 16 rows (decode steps, their graphs
-    included) to the split-K kernel keeps float32 greedy tokens equal to generate's."""
-    import json
-
-    from engines.model import splitk_matmul
-
-    model, hf, expected = reference
-    layer = hf.model.layers[0]
-    a, m = layer.self_attn, layer.mlp
-    shapes = {(a.q_proj.out_features + a.k_proj.out_features + a.v_proj.out_features, a.q_proj.in_features),
-              (a.o_proj.out_features, a.o_proj.in_features),
-              (2 * m.gate_proj.out_features, m.gate_proj.in_features), (m.down_proj.out_features, m.down_proj.in_features),
-              (hf.config.vocab_size, hf.config.hidden_size)}
-    config = {"block_m": 16, "block_n": 32, "block_k": 32, "split_k": 3, "num_warps": 4, "num_stages": 3}
-    table = tmp_path / "table.json"
-    table.write_text(json.dumps({"entries": [{"n": n, "k": k, "dtype": "float32", "max_m": 16, "config": config}
-                                             for n, k in sorted(shapes)]}))
-    calls = []
-    real = splitk_matmul.linear
-    splitk_matmul.linear = lambda x, *args, **kw: calls.append(1) or real(x, *args, **kw)
-    try:
-        engine = create_engine("paged", model=model, device="cuda", dtype="float32", cuda_graphs=graphs,
-                               max_batch=24, token_budget=64, matmul_table=str(table))
-        tokens, status, _ = drive(engine, REQUESTS, add_every=2)
-    finally:
-        splitk_matmul.linear = real
-    wrong = [explain(hf, r, expected[r.id], tokens[r.id]) for r in REQUESTS if tokens[r.id] != expected[r.id]]
-    assert not wrong, f"{len(wrong)} of {len(REQUESTS)} differ:\n" + "\n".join(wrong)
-    assert calls, "no product ran split-K"
-    engine.close()
-
-
 def test_launching_a_step_does_not_wait_for_the_device():
     """With async scheduling a step() launches its forward and waits only for the step before:
     a long kernel queued ahead of the new step must not hold the host. Any hidden host sync

@@ -156,15 +156,16 @@ def test_launch_configuration_fits_the_devices_shared_memory(monkeypatch, smem, 
 
 def test_engine_with_batch_invariant_matmul_equals_generate():
     """One small end-to-end case (the interpreter is slow): the paged engine with every
-    matrix product in the invariant kernel gives transformers' float32 greedy tokens."""
+    matrix product in the invariant kernel gives transformers' float32 greedy tokens (on a
+    GPU: the compiled kernel beside generate on the GPU)."""
     requests = [
         Request("a", (5, 17, 99, 1023, 7, 250), 6),
         Request("b", tuple(range(30, 71)), 5),
         Request("c", (3, 1900), 7),
     ]
-    expected = hf_generate(hf_model("tiny"), requests)
+    expected = hf_generate(hf_model("tiny", device=DEVICE), requests)
     engine = build_engine(
-        "paged", "tiny", device="cpu", dtype="float32", batch_invariant=True, max_batch=4, token_budget=24,
+        "paged", "tiny", device=DEVICE, dtype="float32", batch_invariant=True, max_batch=4, token_budget=24,
         block_size=8,
     )
     assert engine.runner.model.linear is invariant_matmul.linear
