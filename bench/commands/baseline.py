@@ -1,5 +1,5 @@
-"""`bench baseline save | check | ladder`: regression verdicts from saved results, without
-re-running anything.
+"""`bench baseline save | check | versus | ladder`: regression verdicts and A/B comparisons
+from saved results, without re-running anything.
 
 Exit codes (bench.regression.ExitCode): 0 no regression, 1 regression (ladder: a rule or a
 counter broke), 2 invalid input (corrupt, partial or wrong-version files; bad options),
@@ -42,6 +42,17 @@ def register(subparsers) -> None:
                    "of them to use as the baseline")
     _add_verdict_options(c)
     c.set_defaults(func=_check_main)
+
+    v = sub.add_parser("versus", help="A/B: each engine against a reference engine measured beside it",
+                       description="Per engine and metric: the reference engine's value, the engine's, "
+                       "change, significance, mark, with the tests of `check` (engine counters left "
+                       "out). Exit code: 0 no engine worse, 1 an engine significantly worse beyond a "
+                       "threshold, 2 invalid input, 3 not comparable.")
+    v.add_argument("reference", metavar="REFERENCE", help="label of the engine to judge the others against, e.g. continuous")
+    v.add_argument("results", nargs="+", type=Path, metavar="RESULT_DIR",
+                   help="result directories, or folders of them (a bench compare output)")
+    _add_verdict_options(v)
+    v.set_defaults(func=_versus_main)
 
     la = sub.add_parser("ladder", help="CI gate: ratios between engines of one run, exact counters",
                         description="Check ratio rules between engines measured in the same run "
@@ -88,18 +99,35 @@ def save(results: list[Path], out: Path) -> Path:
     return save_baseline(load_runs(results), out)
 
 
-def check(results: list[Path], baseline: Path, *, thresholds: list[str] = (),
-          alpha: float | None = None, insist: bool = False, markdown: Path | None = None):
-    """The verdict of RESULT_DIRs against a baseline; writes the Markdown when asked."""
-    from bench.regression import evaluate, load_runs, parse_threshold
+def _judged(judge, results: list[Path], thresholds, alpha, insist, markdown):
+    """judge(runs, thresholds=, alpha=, insist=) with the command line's options; writes the
+    Markdown when asked."""
+    from bench.regression import load_runs, parse_threshold
     from bench.regression.verdict import DEFAULT_ALPHA
 
     limits = dict(parse_threshold(t) for t in thresholds)
-    verdict = evaluate(load_runs(results), baseline, thresholds=limits, insist=insist,
-                       alpha=DEFAULT_ALPHA if alpha is None else alpha)
+    verdict = judge(load_runs(results), thresholds=limits, insist=insist,
+                    alpha=DEFAULT_ALPHA if alpha is None else alpha)
     if markdown is not None:
         write_text(markdown, verdict.to_markdown())
     return verdict
+
+
+def check(results: list[Path], baseline: Path, *, thresholds: list[str] = (),
+          alpha: float | None = None, insist: bool = False, markdown: Path | None = None):
+    """The verdict of RESULT_DIRs against a baseline."""
+    from bench.regression import evaluate
+
+    return _judged(lambda runs, **kw: evaluate(runs, baseline, **kw), results, thresholds, alpha, insist, markdown)
+
+
+def versus(results: list[Path], reference: str, *, thresholds: list[str] = (),
+           alpha: float | None = None, insist: bool = False, markdown: Path | None = None):
+    """The A/B verdict of every engine in RESULT_DIRs against the reference engine."""
+    from bench.regression import compare_engines
+
+    return _judged(lambda runs, **kw: compare_engines(runs, reference, **kw), results, thresholds, alpha, insist,
+                   markdown)
 
 
 def ladder(results: list[Path], *, baseline: Path | None = None, rules: Path | None = None,
@@ -122,6 +150,13 @@ def _save_main(args: argparse.Namespace) -> int:
 def _check_main(args: argparse.Namespace) -> int:
     verdict = check(args.results, args.baseline, thresholds=args.threshold, alpha=args.alpha,
                     insist=args.insist, markdown=args.markdown)
+    print(verdict.to_markdown())
+    return int(verdict.exit_code)
+
+
+def _versus_main(args: argparse.Namespace) -> int:
+    verdict = versus(args.results, args.reference, thresholds=args.threshold, alpha=args.alpha,
+                     insist=args.insist, markdown=args.markdown)
     print(verdict.to_markdown())
     return int(verdict.exit_code)
 

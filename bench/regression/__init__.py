@@ -6,7 +6,7 @@
     comparable.py  which runs measured the same thing (experiment) in the same place (environment)
     baseline.py    the evidence of a set of runs, and the versioned baseline file
     spread.py      min / median / max / CV of per-run values over repeats
-    verdict.py     rows, marks and the exit code
+    verdict.py     rows, marks and the exit code; A/B of engines measured side by side
     markdown.py    the verdict for CI logs, pull-request comments and the HTML report
     ladder.py      our own CI gate: same-run ratios between engines and exact counters
 """
@@ -22,7 +22,7 @@ from bench.regression.baseline import (
 from bench.regression.ladder import DEFAULT_RULES, LadderVerdict, RatioRule, check_ladder, load_rules
 from bench.regression.rules import METRICS, parse_threshold
 from bench.regression.spread import Spread, repeat_spreads
-from bench.regression.verdict import ExitCode, Row, Verdict, compare_to_baseline, evaluate
+from bench.regression.verdict import ExitCode, Row, Verdict, compare_engines, compare_to_baseline, evaluate
 
 __all__ = [
     "Baseline",
@@ -36,6 +36,7 @@ __all__ = [
     "Spread",
     "Verdict",
     "check_ladder",
+    "compare_engines",
     "compare_to_baseline",
     "evaluate",
     "load_baseline",

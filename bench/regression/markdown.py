@@ -143,6 +143,8 @@ def _sources(verdict) -> str:
 
 
 def render_verdict(verdict) -> str:
+    if verdict.reference is not None:
+        return _render_versus(verdict)
     code = int(verdict.exit_code)
     lines = [
         f"## Performance verdict: {HEADLINES[code]} (exit {code})",
@@ -154,9 +156,32 @@ def render_verdict(verdict) -> str:
         f"any difference, compared exactly) and worse than the metric's threshold. "
         f"CI: {(1 - verdict.alpha) * 100:g}% confidence interval of the change.",
     ]
+    return _with_body(verdict, lines)
+
+
+def _with_body(verdict, lines: list[str]) -> str:
     if verdict.insist:
         lines += ["", "Compared with `--insist`: runs that differ were compared anyway."]
     return "\n".join(lines + _body(verdict))
+
+
+def _render_versus(verdict) -> str:
+    code = int(verdict.exit_code)
+    headline = {0: "no engine worse", 1: "WORSE", 3: "not comparable"}[code]
+    better = sum(r.mark == "better" for r in verdict.rows)
+    lines = [
+        f"## A/B against `{verdict.reference}`: {headline} (exit {code})",
+        "",
+        f"{len(verdict.regressions)} worse, {better} better, {len(verdict.not_comparable)} not comparable, "
+        f"{len(verdict.rows)} rows. {_sources(verdict).replace('Baseline: ', 'Reference: ', 1)}",
+        "",
+        f"baseline: `{verdict.reference}`'s runs of the workload; current: the row's engine. A row is "
+        f"worse or better when the difference is significant (p < {verdict.alpha:g}) and larger than "
+        f"the metric's threshold (`--threshold METRIC=0` marks any significant difference). "
+        f"CI: {(1 - verdict.alpha) * 100:g}% confidence interval of the change. Engine counters "
+        f"are not compared: the engines do different work by design.",
+    ]
+    return _with_body(verdict, lines)
 
 
 def _ratio(x: float | None) -> str:

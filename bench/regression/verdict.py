@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 import zlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import IntEnum
 from pathlib import Path
 
@@ -70,6 +70,7 @@ class Verdict:
     baseline_source: str
     baseline_commits: list[str] = field(default_factory=list)
     current_commits: list[str] = field(default_factory=list)
+    reference: str | None = None  # an A/B (compare_engines): the engine every other is judged against
 
     @property
     def regressions(self) -> list[Row]:
@@ -234,8 +235,13 @@ def _group_notes(base: Group, cur: Group, exp: list, env: list, timing: bool, in
     return notes
 
 
-def _compare_group(base: Group, cur: Group, metrics, thresholds, alpha, insist, notes) -> list[Row]:
+def _compare_group(base: Group, cur: Group, metrics, thresholds, alpha, insist, notes,
+                   compared: str | None = None) -> list[Row]:
+    """compared: a key prefix whose differences are the point of the comparison (an A/B's
+    "engine."), not a different experiment."""
     exp = differences(base.identity.experiment, cur.identity.experiment)
+    if compared is not None:
+        exp = [d for d in exp if not d.startswith(compared)]
     env = differences(base.identity.environment, cur.identity.environment)
     notes += _group_notes(base, cur, exp, env, any(m.timing for m in metrics), insist)
     open_loop = base.identity.experiment.get("workload.mode") == "open"
@@ -319,6 +325,52 @@ def compare_to_baseline(
     notes += [f"{cur.name}: not in the baseline, not compared" for cur in unmatched]
     return Verdict(rows, spreads, notes, alpha, insist, baseline.source,
                    _commits(baseline), _commits(current))
+
+
+def compare_engines(
+    runs: list[RunResult],
+    reference: str,
+    *,
+    thresholds: dict[str, float] | None = None,
+    alpha: float = DEFAULT_ALPHA,
+    insist: bool = False,
+) -> Verdict:
+    """A/B: every engine's runs against the `reference` engine's runs of the same workload
+    (label as in the result directories, e.g. the folder of one `bench compare`), with the
+    tests and marks of a regression verdict. Engine name and options are what an A/B varies,
+    so they do not make the runs a different experiment; anything else that differs does.
+    Engine counters are left out: different engines do different work by design.
+    A row is "worse" when the engine is significantly and beyond the threshold worse than
+    the reference; the exit code is then 1, as for a regression."""
+    if not (0 < alpha < 1):
+        raise ConfigError(f"alpha must be between 0 and 1, got {alpha!r}")
+    groups = Baseline.from_runs(runs, "result directories").groups
+    references = [g for g in groups if g.label == reference]
+    if not references:
+        labels = sorted({g.label for g in groups})
+        raise ConfigError(f"no runs labelled {reference!r} to compare against; the labels here: {labels}")
+    engines = [g for g in groups if g.label != reference]
+    if not engines:
+        raise ConfigError(f"only {reference!r} in these result directories: nothing to compare with it")
+    limits = resolve_thresholds(thresholds)
+    metrics = [m for m in METRICS if m.kind != "counter"]
+    rows: list[Row] = []
+    notes: list[str] = []
+    spreads = {}
+    for cur in engines:
+        same = [g for g in references if g.workload == cur.workload]
+        base = next((g for g in same if g.content_hash == cur.content_hash), same[0] if len(same) == 1 else None)
+        if base is None:
+            rows.append(Row(cur.label, cur.workload + cur.tag, "*", "", "", None, None, None, None, None, 0.0,
+                            "not comparable", note=f"no {reference} runs of this workload"))
+            continue
+        base = replace(base, label=cur.label, tag=cur.tag)  # rows and notes name the engine judged
+        rows += _compare_group(base, cur, metrics, limits, alpha, insist, notes, compared="engine.")
+        spreads[cur.name] = tuple(Spread.of([r.rates["output_tok_per_s"] for r in g.runs]) for g in (base, cur))
+    ref = Baseline(references, f"engine {reference}")
+    others = Baseline(engines, "engines")
+    return Verdict(rows, spreads, notes, alpha, insist, ref.source, _commits(ref), _commits(others),
+                   reference=reference)
 
 
 def evaluate(
