@@ -47,7 +47,7 @@ class Comparison:
     runs: list[RunResult]
     report_path: Path | None
     interrupted: bool
-    verdict: object | None = None  # bench.regression Verdict when a baseline was given
+    verdict: object | None = None  # bench.regression Verdict with a baseline, or an A/B one with versus
 
     @property
     def exit_code(self) -> int:
@@ -182,8 +182,9 @@ def finish(
     save_baseline: Path | None = None,
     thresholds: dict | None = None,
     insist: bool = False,
+    versus: str | None = None,
 ) -> Comparison:
-    """Consistency, table, regression verdict and report over what ran."""
+    """Consistency, table, regression or A/B verdict and report over what ran."""
     console = console or Console()
     out_dir = Path(out_dir)
     groups = {item.dir_name: item.group for item in plan}
@@ -191,6 +192,8 @@ def finish(
     verdict = None
     if runs:
         print_table(runs, console, title=title)
+        if versus is not None:
+            verdict = _versus(runs, versus, interrupted, thresholds, insist, console)
         if baseline is not None or save_baseline is not None:
             if interrupted:
                 say(console, "interrupted: no regression verdict or baseline from a partial comparison")
@@ -217,6 +220,22 @@ def finish(
     return Comparison(out_dir, runs, report_path, interrupted, verdict)
 
 
+def _versus(runs: list[RunResult], reference: str, interrupted: bool, thresholds, insist, console):
+    """The A/B verdict of a comparison against its `reference` engine, printed; None when the
+    comparison was cut short or the reference has no finished run (both said)."""
+    if interrupted:
+        say(console, "interrupted: no A/B verdict from a partial comparison")
+        return None
+    if not any(r.label == reference for r in runs):
+        say(console, f"no finished run of {reference!r}: no A/B verdict")
+        return None
+    from bench.regression import compare_engines
+
+    verdict = compare_engines(runs, reference, thresholds=thresholds, insist=insist)
+    console.print(verdict.to_markdown(), markup=False, highlight=False)
+    return verdict
+
+
 def compare(
     engines: list[str] | None = None,
     workloads: list[str] | None = None,
@@ -233,11 +252,21 @@ def compare(
     save_baseline: Path | None = None,
     thresholds: dict | None = None,
     insist: bool = False,
+    versus: str | None = None,
 ) -> Comparison:
-    """Run every engine on every workload into out_dir/<label>__<workload>/ and report."""
+    """Run every engine on every workload into out_dir/<label>__<workload>/ and report.
+    versus: the label of the engine every other is judged against (A/B verdict)."""
     engines = engines or list(DEFAULT_ENGINES)
     workloads = workloads or ["quick"]
     plan = plan_compare(engines, workloads, labels=labels, repeat=repeat)
+    if versus is not None:
+        planned = list(dict.fromkeys(p.label for p in plan))
+        if baseline is not None:
+            raise ConfigError("--versus and --baseline each make the comparison's verdict: give one")
+        if versus not in planned:
+            raise ConfigError(f"--versus {versus!r}: no engine of this comparison has that label; labels: {planned}")
+        if len(planned) < 2:
+            raise ConfigError(f"--versus {versus!r}: it is the only engine here; an A/B needs another")
     out_dir = Path(out_dir) if out_dir is not None else default_out_dir()
     clashes = [p.dir_name for p in plan if (out_dir / p.dir_name).exists()]
     if clashes:
@@ -251,5 +280,5 @@ def compare(
     )
     return finish(
         runs, plan, out_dir, interrupted, title=title, console=console,
-        baseline=baseline, save_baseline=save_baseline, thresholds=thresholds, insist=insist,
+        baseline=baseline, save_baseline=save_baseline, thresholds=thresholds, insist=insist, versus=versus,
     )

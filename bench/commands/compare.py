@@ -15,8 +15,8 @@ def register(subparsers) -> None:
         description="Run every engine on every workload (interleaved), each into "
         "OUT/<label>__<workload>/, check greedy outputs agree across engines, print a table "
         "and write OUT/report.html. Ctrl-C keeps finished runs and the partial one. Exit code: "
-        "0 all runs complete, 1 a run failed, 2 bad input, 130 interrupted; with --baseline, the "
-        "regression verdict's code.",
+        "0 all runs complete, 1 a run failed, 2 bad input, 130 interrupted; with --baseline or "
+        "--versus, the verdict's code.",
     )
     p.add_argument("--engines", nargs="+", action="extend", metavar="SPEC", help="engine specs, space- or comma-separated (default: naive static continuous paged)")
     p.add_argument("--workloads", "--workload", nargs="+", action="extend", metavar="SPEC", help="workload specs (default: quick)")
@@ -29,6 +29,7 @@ def register(subparsers) -> None:
     g.add_argument("--baseline", type=Path, nargs="+", metavar="PATH", help="a saved baseline file (bench baseline save, or --save-baseline) or result directories to judge these runs against")
     g.add_argument("--save-baseline", type=Path, metavar="FILE", help="save these runs as a baseline file")
     g.add_argument("--threshold", action="append", default=[], metavar="METRIC=PCT", help="override a metric's regression threshold (repeatable)")
+    g.add_argument("--versus", metavar="LABEL", help="A/B: judge every other engine against this one's runs of the same workload (bench baseline versus); not with --baseline")
     g.add_argument("--insist", action="store_true", help="compare even runs marked not comparable (other machine, model, ...)")
     add_all(p)
     p.set_defaults(func=main)
@@ -56,6 +57,7 @@ def main(args: argparse.Namespace) -> int:
         isolate=args.isolate,
         title=args.title,
         baseline=args.baseline,
+        versus=args.versus,
         save_baseline=args.save_baseline,
         thresholds=thresholds_from_args(args.threshold),
         insist=args.insist,

@@ -94,10 +94,11 @@ class Verdict:
         return render_verdict(self)
 
     def to_report_dict(self) -> dict:
-        """{"markdown", "rows"} for reports.write_report(..., verdict=...)."""
+        """{"markdown", "rows", "title"} for reports.write_report(..., verdict=...)."""
         from bench.regression.markdown import display_row
 
-        return {"markdown": self.to_markdown(), "rows": [display_row(r) for r in self.rows]}
+        title = "Regression verdict" if self.reference is None else f"A/B against {self.reference}"
+        return {"markdown": self.to_markdown(), "rows": [display_row(r) for r in self.rows], "title": title}
 
 
 def _relative(base: float, cur: float) -> float:
@@ -367,7 +368,7 @@ def compare_engines(
         base = replace(base, label=cur.label, tag=cur.tag)  # rows and notes name the engine judged
         rows += _compare_group(base, cur, metrics, limits, alpha, insist, notes, compared="engine.")
         spreads[cur.name] = tuple(Spread.of([r.rates["output_tok_per_s"] for r in g.runs]) for g in (base, cur))
-    ref = Baseline(references, f"engine {reference}")
+    ref = Baseline(references, reference)
     others = Baseline(engines, "engines")
     return Verdict(rows, spreads, notes, alpha, insist, ref.source, _commits(ref), _commits(others),
                    reference=reference)

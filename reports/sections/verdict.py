@@ -1,5 +1,5 @@
-"""The regression verdict (bench compare --baseline), when the report was given one:
-its Markdown summary as written for CI logs, and its rows as a table."""
+"""The verdict the report was given, if any: regression (bench compare --baseline) or A/B
+(--versus). Its Markdown summary as written for CI logs, and its rows as a table."""
 
 from __future__ import annotations
 
@@ -30,6 +30,8 @@ def check(verdict) -> None:
         raise TypeError(f"verdict: expected a dict {{markdown, rows}}, got {type(verdict).__name__}")
     if not isinstance(verdict.get("markdown", ""), str):
         raise TypeError(f"verdict['markdown']: expected a string, got {type(verdict['markdown']).__name__}")
+    if not isinstance(verdict.get("title", ""), str):
+        raise TypeError(f"verdict['title']: expected a string, got {type(verdict['title']).__name__}")
     rows = verdict.get("rows", [])
     if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
         raise TypeError("verdict['rows']: expected a list of dicts (one per label and metric)")
@@ -37,7 +39,7 @@ def check(verdict) -> None:
 
 def section(verdict: dict) -> Section:
     check(verdict)
-    out = Section("verdict", "Regression verdict")
+    out = Section("verdict", verdict.get("title") or "Regression verdict")
     rows = verdict.get("rows") or []
     if rows:
         columns: list[str] = []

@@ -311,6 +311,34 @@ def test_compare_repeats_save_and_judge_a_baseline(tmp_path, capsys):
     assert "not comparable" in (tmp_path / "b" / "report.html").read_text()
 
 
+def test_compare_versus_judges_each_engine_against_the_reference(tmp_path, capsys):
+    wl = "quick:num_requests=8,output=fixed(6)"
+    engines = ["mock:step_time_s=0.001", "mock:step_time_s=0.004"]  # the second's steps 4x longer
+    code = main(["compare", "--engines", *engines, "--labels", "fast", "slow", "--workloads", wl, "--repeat", "2",
+                 "--out", str(tmp_path / "ab"), "--versus", "fast", *FAST])
+    out = capsys.readouterr().out
+    assert code == 1  # an engine significantly worse than the reference, as a regression would
+    assert "## A/B against `fast`: WORSE (exit 1)" in out
+    assert "| slow · quick | tpot_ms.p50 |" in out and "**worse**" in out
+    report = (tmp_path / "ab" / "report.html").read_text()
+    assert "A/B against fast" in report
+
+
+@pytest.mark.parametrize(
+    "extra, words",
+    [
+        (["--versus", "vllm"], "--versus 'vllm': no engine of this comparison has that label; labels: ['mock']"),
+        (["--versus", "mock", "--baseline", "b.json"], "--versus and --baseline each make the comparison's verdict"),
+        (["--versus", "mock"], "--versus 'mock': it is the only engine here; an A/B needs another"),
+    ],
+)
+def test_compare_versus_is_checked_before_any_run(tmp_path, capsys, extra, words):
+    out = tmp_path / "o"
+    assert main(["compare", "--engines", "mock", "--workloads", SMALL, "--out", str(out), *extra, *FAST]) == 2
+    assert words in capsys.readouterr().err
+    assert not out.exists()
+
+
 def test_unreadable_baseline_fails_before_any_run(tmp_path, capsys):
     bad = tmp_path / "bad.json"
     bad.write_text("{not json")

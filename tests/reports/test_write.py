@@ -136,6 +136,11 @@ def test_verdict_rows_become_a_table(ladder):
     assert "<td>within noise</td>" in section and "## Verdict\nno regression" in section
     with pytest.raises(TypeError, match="rows"):
         render_report(ladder, verdict={"markdown": "", "rows": "paged worse"})
+    assert "<h2>Regression verdict</h2>" in section  # the default title
+    titled = render_report(ladder, verdict={**verdict, "title": "A/B against continuous"})
+    assert "<h2>A/B against continuous</h2>" in titled and "<h2>Regression verdict</h2>" not in titled
+    with pytest.raises(TypeError, match="title"):
+        render_report(ladder, verdict={**verdict, "title": 3})
 
 
 def test_consistency_and_roofline_are_shown(make_run):
