@@ -183,8 +183,10 @@ def finish(
     thresholds: dict | None = None,
     insist: bool = False,
     versus: str | None = None,
+    alpha: float | None = None,
 ) -> Comparison:
-    """Consistency, table, regression or A/B verdict and report over what ran."""
+    """Consistency, table, regression or A/B verdict and report over what ran. alpha: the
+    verdicts' significance level (default bench.regression's, 0.01)."""
     console = console or Console()
     out_dir = Path(out_dir)
     groups = {item.dir_name: item.group for item in plan}
@@ -193,7 +195,7 @@ def finish(
     if runs:
         print_table(runs, console, title=title)
         if versus is not None:
-            verdict = _versus(runs, versus, interrupted, thresholds, insist, console)
+            verdict = _versus(runs, versus, interrupted, thresholds, insist, alpha, console)
         if baseline is not None or save_baseline is not None:
             if interrupted:
                 say(console, "interrupted: no regression verdict or baseline from a partial comparison")
@@ -204,7 +206,7 @@ def finish(
                     save(runs, Path(save_baseline))
                     say(console, f"baseline saved: {save_baseline}")
                 if baseline is not None:
-                    verdict = evaluate(runs, baseline, thresholds=thresholds, insist=insist)
+                    verdict = evaluate(runs, baseline, thresholds=thresholds, insist=insist, **_alpha(alpha))
                     console.print(verdict.to_markdown(), markup=False, highlight=False)
     report_path = None
     if runs:
@@ -220,7 +222,11 @@ def finish(
     return Comparison(out_dir, runs, report_path, interrupted, verdict)
 
 
-def _versus(runs: list[RunResult], reference: str, interrupted: bool, thresholds, insist, console):
+def _alpha(alpha: float | None) -> dict:
+    return {} if alpha is None else {"alpha": alpha}
+
+
+def _versus(runs: list[RunResult], reference: str, interrupted: bool, thresholds, insist, alpha, console):
     """The A/B verdict of a comparison against its `reference` engine, printed; None when the
     comparison was cut short or the reference has no finished run (both said)."""
     if interrupted:
@@ -231,7 +237,7 @@ def _versus(runs: list[RunResult], reference: str, interrupted: bool, thresholds
         return None
     from bench.regression import compare_engines
 
-    verdict = compare_engines(runs, reference, thresholds=thresholds, insist=insist)
+    verdict = compare_engines(runs, reference, thresholds=thresholds, insist=insist, **_alpha(alpha))
     console.print(verdict.to_markdown(), markup=False, highlight=False)
     return verdict
 
@@ -253,12 +259,15 @@ def compare(
     thresholds: dict | None = None,
     insist: bool = False,
     versus: str | None = None,
+    alpha: float | None = None,
 ) -> Comparison:
     """Run every engine on every workload into out_dir/<label>__<workload>/ and report.
     versus: the label of the engine every other is judged against (A/B verdict)."""
     engines = engines or list(DEFAULT_ENGINES)
     workloads = workloads or ["quick"]
     plan = plan_compare(engines, workloads, labels=labels, repeat=repeat)
+    if alpha is not None and not (0 < alpha < 1):
+        raise ConfigError(f"alpha must be between 0 and 1, got {alpha!r}")
     if versus is not None:
         planned = list(dict.fromkeys(p.label for p in plan))
         if baseline is not None:
@@ -281,4 +290,5 @@ def compare(
     return finish(
         runs, plan, out_dir, interrupted, title=title, console=console,
         baseline=baseline, save_baseline=save_baseline, thresholds=thresholds, insist=insist, versus=versus,
+        alpha=alpha,
     )

@@ -30,6 +30,7 @@ def register(subparsers) -> None:
     g.add_argument("--save-baseline", type=Path, metavar="FILE", help="save these runs as a baseline file")
     g.add_argument("--threshold", action="append", default=[], metavar="METRIC=PCT", help="override a metric's regression threshold (repeatable)")
     g.add_argument("--versus", metavar="LABEL", help="A/B: judge every other engine against this one's runs of the same workload (bench baseline versus); not with --baseline")
+    g.add_argument("--alpha", type=float, help="significance level of the --baseline or --versus verdict (default 0.01)")
     g.add_argument("--insist", action="store_true", help="compare even runs marked not comparable (other machine, model, ...)")
     add_all(p)
     p.set_defaults(func=main)
@@ -58,6 +59,7 @@ def main(args: argparse.Namespace) -> int:
         title=args.title,
         baseline=args.baseline,
         versus=args.versus,
+        alpha=args.alpha,
         save_baseline=args.save_baseline,
         thresholds=thresholds_from_args(args.threshold),
         insist=args.insist,

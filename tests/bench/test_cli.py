@@ -315,10 +315,11 @@ def test_compare_versus_judges_each_engine_against_the_reference(tmp_path, capsy
     wl = "quick:num_requests=8,output=fixed(6)"
     engines = ["mock:step_time_s=0.001", "mock:step_time_s=0.004"]  # the second's steps 4x longer
     code = main(["compare", "--engines", *engines, "--labels", "fast", "slow", "--workloads", wl, "--repeat", "2",
-                 "--out", str(tmp_path / "ab"), "--versus", "fast", *FAST])
+                 "--out", str(tmp_path / "ab"), "--versus", "fast", "--alpha", "0.05", *FAST])
     out = capsys.readouterr().out
     assert code == 1  # an engine significantly worse than the reference, as a regression would
     assert "## A/B against `fast`: WORSE (exit 1)" in out
+    assert "significant (p < 0.05)" in out  # --alpha reached the verdict
     assert "| slow · quick | tpot_ms.p50 |" in out and "**worse**" in out
     report = (tmp_path / "ab" / "report.html").read_text()
     assert "A/B against fast" in report
@@ -330,6 +331,7 @@ def test_compare_versus_judges_each_engine_against_the_reference(tmp_path, capsy
         (["--versus", "vllm"], "--versus 'vllm': no engine of this comparison has that label; labels: ['mock']"),
         (["--versus", "mock", "--baseline", "b.json"], "--versus and --baseline each make the comparison's verdict"),
         (["--versus", "mock"], "--versus 'mock': it is the only engine here; an A/B needs another"),
+        (["--versus", "mock", "--alpha", "1"], "alpha must be between 0 and 1, got 1.0"),
     ],
 )
 def test_compare_versus_is_checked_before_any_run(tmp_path, capsys, extra, words):
