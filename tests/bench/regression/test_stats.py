@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from scipy import stats
 
 from bench.regression.stats import mean_shift, median_shift, quantile_shift
 
@@ -59,6 +60,20 @@ def test_welch_over_repeats():
     assert ev.p_value < 0.001 and ev.ci[1] < -0.15 < ev.ci[0] + 0.1
     noisy = mean_shift([1000, 1300, 700], [850, 1150, 600], alpha=0.01)
     assert noisy.p_value > 0.05  # -15% but run-to-run noise is 30%
+
+
+def test_welch_interval_of_positive_values_is_a_ratio():
+    # two noisy repeats a side and a large drop: the interval of the difference of means over
+    # the baseline's mean reaches below -100%, which no throughput can fall to
+    base, cur = [100.0, 130.0], [40.0, 70.0]
+    raw = stats.ttest_ind(cur, base, equal_var=False).confidence_interval(0.95)
+    assert raw.low / np.mean(base) < -1
+    ev = mean_shift(base, cur, alpha=0.05)
+    low, high = ev.ci
+    assert -1 < low < np.mean(cur) / np.mean(base) - 1 < high  # the point change (-52%) inside
+    # a value of 0 (goodput) leaves logarithms out: plain means, still a test
+    zero = mean_shift([0.0, 1.0], [2.0, 3.0], alpha=0.05)
+    assert zero.p_value is not None and zero.ci[1] > 1
 
 
 def test_repeats_without_spread_are_exact():
