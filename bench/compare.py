@@ -53,10 +53,11 @@ class Comparison:
     def exit_code(self) -> int:
         if self.interrupted:
             return EXIT_INTERRUPTED
+        if any(r.manifest["run"]["status"] != "complete" for r in self.runs):
+            return EXIT_RUN_FAILED  # before "not comparable" (3): a failure is the news
         if self.verdict is not None and self.verdict.exit_code != 0:
             return self.verdict.exit_code
-        failed = any(r.manifest["run"]["status"] != "complete" for r in self.runs)
-        return EXIT_RUN_FAILED if failed else EXIT_OK
+        return EXIT_OK
 
 
 def check_engines(engines: list[str], labels: list[str] | None = None) -> list[str]:
@@ -194,20 +195,9 @@ def finish(
     verdict = None
     if runs:
         print_table(runs, console, title=title)
-        if versus is not None:
-            verdict = _versus(runs, versus, interrupted, thresholds, insist, alpha, console)
-        if baseline is not None or save_baseline is not None:
-            if interrupted:
-                say(console, "interrupted: no regression verdict or baseline from a partial comparison")
-            else:
-                from bench.regression import evaluate, save_baseline as save
-
-                if save_baseline is not None:
-                    save(runs, Path(save_baseline))
-                    say(console, f"baseline saved: {save_baseline}")
-                if baseline is not None:
-                    verdict = evaluate(runs, baseline, thresholds=thresholds, insist=insist, **_alpha(alpha))
-                    console.print(verdict.to_markdown(), markup=False, highlight=False)
+        if versus is not None or baseline is not None or save_baseline is not None:
+            verdict = _verdict(runs, interrupted, console, versus=versus, baseline=baseline,
+                               save_baseline=save_baseline, thresholds=thresholds, insist=insist, alpha=alpha)
     report_path = None
     if runs:
         import reports  # plotly: only once there is something to report
@@ -222,22 +212,37 @@ def finish(
     return Comparison(out_dir, runs, report_path, interrupted, verdict)
 
 
-def _alpha(alpha: float | None) -> dict:
-    return {} if alpha is None else {"alpha": alpha}
-
-
-def _versus(runs: list[RunResult], reference: str, interrupted: bool, thresholds, insist, alpha, console):
-    """The A/B verdict of a comparison against its `reference` engine, printed; None when the
-    comparison was cut short or the reference has no finished run (both said)."""
+def _verdict(runs: list[RunResult], interrupted: bool, console, *, versus, baseline, save_baseline, thresholds,
+             insist, alpha):
+    """The A/B or regression verdict, printed, and the baseline saved, over the runs that
+    completed (a failed run measured something else; its directory and the report stay).
+    None, and why, said, when there is nothing to judge."""
     if interrupted:
-        say(console, "interrupted: no A/B verdict from a partial comparison")
+        say(console, "interrupted: no verdict or baseline from a partial comparison")
         return None
-    if not any(r.label == reference for r in runs):
-        say(console, f"no finished run of {reference!r}: no A/B verdict")
-        return None
-    from bench.regression import compare_engines
+    complete = [r for r in runs if r.manifest["run"]["status"] == "complete"]
+    if len(complete) < len(runs):
+        say(console, f"{len(runs) - len(complete)} run(s) did not complete: the verdict leaves them out"
+            + (", and no baseline is saved" if save_baseline is not None else ""))
+    from bench.regression import compare_engines, evaluate, save_baseline as save
 
-    verdict = compare_engines(runs, reference, thresholds=thresholds, insist=insist, **_alpha(alpha))
+    if save_baseline is not None and len(complete) == len(runs):
+        save(runs, Path(save_baseline))
+        say(console, f"baseline saved: {save_baseline}")
+    options = dict(thresholds=thresholds, insist=insist, **({} if alpha is None else {"alpha": alpha}))
+    if versus is not None:
+        labels = {r.label for r in complete}
+        if versus not in labels or len(labels) < 2:
+            say(console, f"no complete runs of {versus!r} and of another engine: no A/B verdict")
+            return None
+        verdict = compare_engines(complete, versus, **options)
+    elif baseline is not None:
+        if not complete:
+            say(console, "no complete run: no regression verdict")
+            return None
+        verdict = evaluate(complete, baseline, **options)
+    else:
+        return None
     console.print(verdict.to_markdown(), markup=False, highlight=False)
     return verdict
 

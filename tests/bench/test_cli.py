@@ -184,6 +184,40 @@ def test_failed_run_is_written_and_exit_code_is_1(tmp_path, capsys, exploding_en
     assert "run failed: RuntimeError: device lost" in captured.out and "Traceback" in captured.err
 
 
+def test_a_failed_run_is_left_out_of_the_ab_verdict_and_the_report_is_written(tmp_path, capsys, exploding_engine):
+    out = tmp_path / "ab"
+    wl = "quick:num_requests=4,output=fixed(2)"
+    code = main(["compare", "--engines", "mock", "crash", "mock:max_batch=1", "--labels", "m", "c", "m1", "--workloads", wl,
+                 "--out", str(out), "--versus", "m", *FAST])
+    printed = capsys.readouterr().out
+    assert "1 run(s) did not complete: the verdict leaves them out" in printed
+    assert "## A/B against `m`" in printed and "| m1 · quick |" in printed and "| c · quick |" not in printed
+    assert (out / "report.html").exists()
+    assert code == 1  # a run failed (and m1, one request at a time, may be worse): 1 either way
+    # only the reference left complete: no verdict, still a report
+    out2 = tmp_path / "ab2"
+    main(["compare", "--engines", "mock", "crash", "--labels", "m", "c", "--workloads", wl, "--out", str(out2),
+          "--versus", "m", *FAST])
+    assert "no complete runs of 'm' and of another engine: no A/B verdict" in capsys.readouterr().out
+    assert (out2 / "report.html").exists()
+
+
+def test_a_failed_run_is_left_out_of_the_regression_verdict_and_no_baseline_is_saved(tmp_path, capsys, exploding_engine):
+    wl = "quick:num_requests=4,output=fixed(2)"
+    base = tmp_path / "b.json"
+    assert main(["compare", "--engines", "mock", "--labels", "m", "--workloads", wl, "--out", str(tmp_path / "a"),
+                 "--save-baseline", str(base), *FAST]) == 0
+    capsys.readouterr()
+    again = tmp_path / "again.json"
+    code = main(["compare", "--engines", "mock", "crash", "--labels", "m", "c", "--workloads", wl, "--out", str(tmp_path / "b"),
+                 "--baseline", str(base), "--save-baseline", str(again), *FAST])
+    printed = capsys.readouterr().out
+    assert code == 1  # the failed run, not the verdict (m is judged: no regression)
+    assert "1 run(s) did not complete: the verdict leaves them out, and no baseline is saved" in printed
+    assert "## Performance verdict: no regression (exit 0)" in printed
+    assert not again.exists() and (tmp_path / "b" / "report.html").exists()
+
+
 def test_sweep_tags_each_point(tmp_path, capsys):
     out = tmp_path / "sw"
     code = main(["sweep", "--engines", "mock:step_time_s=0.0005", "--workload", "quick:num_requests=5,output=fixed(3)",
