@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from bench.records import DEVICE_COLUMNS, DEVICE_COLUMNS_ADDED, REQUEST_COLUMNS, STEP_COLUMNS
+from bench.records import DEVICE_COLUMNS, DEVICE_COLUMNS_ADDED, REQUEST_COLUMNS, STEP_COLUMNS, STEP_COLUMNS_ADDED
 
 FORMAT_VERSION = 1
 FILES = ("manifest.json", "requests.parquet", "steps.parquet", "device.parquet", "summary.json")
@@ -148,7 +148,7 @@ def load_run(path: str | Path) -> RunResult:
         path=path,
         manifest=manifest,
         requests=_read_parquet(path / "requests.parquet", REQUEST_COLUMNS),
-        steps=_read_parquet(path / "steps.parquet", STEP_COLUMNS),
+        steps=_read_parquet(path / "steps.parquet", STEP_COLUMNS, STEP_COLUMNS_ADDED),
         device=_read_parquet(path / "device.parquet", DEVICE_COLUMNS, DEVICE_COLUMNS_ADDED),
         summary=summary,
     )

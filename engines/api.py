@@ -45,6 +45,9 @@ class StepStats:
     preemptions: int = 0
     recomputed_tokens: int = 0  # prompt/output tokens computed again after a preemption
     prefix_cache_hit_tokens: int = 0  # prompt tokens found in the prefix cache this step
+    # the step's forward replayed a captured CUDA graph (False: launched eagerly, kernel by
+    # kernel); None when the step computed nothing or the engine cannot tell (peers)
+    cuda_graph: bool | None = None
 
     @classmethod
     def column_names(cls) -> list[str]:

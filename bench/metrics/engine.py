@@ -38,6 +38,16 @@ def kv_utilization_mean(steps: pd.DataFrame) -> float | None:
     return float((ratio * weight).sum() / weight.sum())
 
 
+def cuda_graph_steps(steps: pd.DataFrame) -> tuple[int | None, int | None]:
+    """(steps replayed from a CUDA graph, steps launched eagerly) among the steps that say
+    which; (None, None) when none says (peers, files older than the column)."""
+    known = steps["cuda_graph"].dropna()
+    if known.empty:
+        return None, None
+    graphed = int(known.astype(bool).sum())
+    return graphed, len(known) - graphed
+
+
 def engine_summary(steps: pd.DataFrame) -> dict | None:
     """The summary's `engine` block; None for an engine that reports no steps."""
     missing = [c for c in STEP_COLUMNS if c not in steps.columns]
@@ -45,6 +55,7 @@ def engine_summary(steps: pd.DataFrame) -> dict | None:
         raise ValueError(f"steps frame: missing columns {missing}")
     if steps.empty:
         return None
+    graphed, eager = cuda_graph_steps(steps)
 
     def total(column: str) -> int:
         return int(steps[column].sum())
@@ -69,4 +80,8 @@ def engine_summary(steps: pd.DataFrame) -> dict | None:
         "preemptions": total("preemptions"),
         "recomputed_tokens": total("recomputed_tokens"),
         "prefix_cache_hit_tokens": total("prefix_cache_hit_tokens"),
+        # with CUDA graphs on, an eager step is one the graphs do not cover (e.g. a mixed step
+        # over mixed_graph_tokens): on a small model it costs several graphed steps' time
+        "cuda_graph_steps": graphed,
+        "eager_steps": eager,
     }

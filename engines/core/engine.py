@@ -85,6 +85,7 @@ class LLMEngine:
             idle_slots=plan.idle_slots,
             preemptions=len(plan.preempted),
             prefix_cache_hit_tokens=plan.prefix_hit_tokens,
+            cuda_graph=None if launched is None else launched.graph,
             **counts,
         )
         return StepOutput(events, stats)

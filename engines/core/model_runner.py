@@ -106,6 +106,7 @@ class Launched:
     sampled: list[Chunk]
     tokens: HostTokens
     pending: list = field(default_factory=list)  # (sequence, index in token_ids, row), filled by the engine
+    graph: bool = False  # replayed a CUDA graph (decode or mixed step) rather than launched eagerly
 
 
 class ModelRunner:
@@ -124,14 +125,14 @@ class ModelRunner:
         if self.graphs is not None and self.graphs.fits(plan.chunks):
             logits = self.graphs.run(plan.chunks, prev)
             tokens = sample(logits, _sampling_batch(plan.chunks, self.device))
-            return Launched(plan.chunks, HostTokens.start(tokens))  # every decode chunk samples
+            return Launched(plan.chunks, HostTokens.start(tokens), graph=True)  # every decode chunk samples
         host = None
         if self.mixed_graphs is not None and sum(c.num_entries for c in plan.chunks) <= self.mixed_graphs.max_tokens:
             host = self.host_batch(plan)
             if self.mixed_graphs.fits(host):
                 logits = self.mixed_graphs.run(host, prev)
                 tokens = sample(logits, SamplingBatch.build(host.params, host.steps, self.device))
-                return Launched(host.sample_chunks, HostTokens.start(tokens))
+                return Launched(host.sample_chunks, HostTokens.start(tokens), graph=True)
         sampled, parts = [], []
         groups = split_chunks(plan.chunks, MAX_FORWARD_TOKENS)
         for group in groups:

@@ -69,7 +69,7 @@ def _latency_table(views: list[RunView]) -> Html:
 
 def _engine_table(views: list[RunView]) -> Html:
     headers = ["run", "padding efficiency", "preemptions", "recomputed tok", "KV utilisation mean",
-               "KV peak tok", "KV capacity tok", "roofline efficiency", "device util %",
+               "KV peak tok", "KV capacity tok", "CUDA-graph / eager steps", "roofline efficiency", "device util %",
                "SM clock MHz", "power-capped %", "device source", "memory peak", "energy J/output tok"]
     rows = []
     for v in views:
@@ -78,13 +78,19 @@ def _engine_table(views: list[RunView]) -> Html:
             v.name, fmt_pct(v.number("engine", "padding_efficiency")),
             fmt_num(v.number("engine", "preemptions")), fmt_num(v.number("engine", "recomputed_tokens")),
             fmt_pct(v.number("engine", "kv_utilization_mean")), fmt_num(v.number("engine", "kv_tokens_peak")),
-            fmt_num(v.number("engine", "kv_tokens_capacity")), fmt_pct(v.number("roofline", "efficiency")),
+            fmt_num(v.number("engine", "kv_tokens_capacity")), _graph_steps(v),
+            fmt_pct(v.number("roofline", "efficiency")),
             fmt_num(v.number("device", "utilization_pct_mean")), fmt_num(v.number("device", "sm_clock_mhz_mean")),
             fmt_num(v.number("device", "power_capped_pct")), device.get("source") or "–",
             fmt_bytes(v.number("device", "memory_used_bytes_peak")),
             fmt_num(v.number("device", "energy_j_per_output_tok")),
         ])
     return table(headers, rows)
+
+
+def _graph_steps(v: RunView) -> str:
+    graphed, eager = v.number("engine", "cuda_graph_steps"), v.number("engine", "eager_steps")
+    return "–" if graphed is None or eager is None else f"{fmt_num(graphed)} / {fmt_num(eager)}"
 
 
 def _load_table(views: list[RunView]) -> Html:

@@ -218,7 +218,19 @@ def test_engine_block_from_steps():
         "kv_utilization_mean": pytest.approx(0.5075),
         "kv_tokens_peak": 102, "kv_tokens_capacity": 1000, "running_peak": 2,
         "preemptions": 1, "recomputed_tokens": 5, "prefix_cache_hit_tokens": 16,
+        "cuda_graph_steps": None, "eager_steps": None,  # these steps do not say
     }
+
+
+def test_cuda_graph_and_eager_steps_are_counted_where_steps_say(tmp_path):
+    steps = steps_frame([step(0, 10, prefill_tokens=900, cuda_graph=False), step(10, 12, decode_tokens=4, cuda_graph=True),
+                         step(12, 14, decode_tokens=4, cuda_graph=True), step(14, 15)])  # the last computes nothing
+    e = summary_of(MIXED, steps=steps)["engine"]
+    assert (e["cuda_graph_steps"], e["eager_steps"]) == (2, 1)
+    # through a parquet file (nullable booleans) the same
+    steps.to_parquet(tmp_path / "s.parquet", index=False)
+    again = summary_of(MIXED, steps=pd.read_parquet(tmp_path / "s.parquet"))["engine"]
+    assert (again["cuda_graph_steps"], again["eager_steps"]) == (2, 1)
 
 
 def test_engine_steps_count_forward_passes_only():

@@ -66,6 +66,9 @@ def test_real_tiny_engine_with_roofline(tmp_path, monkeypatch):
     assert run.summary["engine"]["steps"] == computed.sum() > 0
     # async scheduling: the last step only collects the tokens of the one before it
     assert len(run.steps) == computed.sum() + 1 and not computed.iloc[-1]
+    # no CUDA graphs on a CPU: every forward eager, the collecting step neither
+    assert run.steps["cuda_graph"][computed].eq(False).all() and run.steps["cuda_graph"].iloc[-1] is None
+    assert (run.summary["engine"]["cuda_graph_steps"], run.summary["engine"]["eager_steps"]) == (0, computed.sum())
 
 
 def test_open_loop_runs_have_no_roofline(tmp_path):
