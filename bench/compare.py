@@ -271,8 +271,10 @@ def compare(
     engines = engines or list(DEFAULT_ENGINES)
     workloads = workloads or ["quick"]
     plan = plan_compare(engines, workloads, labels=labels, repeat=repeat)
-    if alpha is not None and not (0 < alpha < 1):
-        raise ConfigError(f"alpha must be between 0 and 1, got {alpha!r}")
+    if alpha is not None:
+        from bench.regression.verdict import check_alpha
+
+        check_alpha(alpha)  # now, not after every run
     if versus is not None:
         planned = list(dict.fromkeys(p.label for p in plan))
         if baseline is not None:

@@ -133,8 +133,8 @@ def _body(verdict, spreads: bool = True) -> list[str]:
     return lines + _table(verdict.rows) + ["", "</details>", ""]
 
 
-def _sources(verdict) -> str:
-    text = f"Baseline: `{verdict.baseline_source}`"
+def _sources(verdict, name: str = "Baseline") -> str:
+    text = f"{name}: `{verdict.baseline_source}`"
     if verdict.baseline_commits:
         text += f" (commit {', '.join(verdict.baseline_commits)})"
     if verdict.current_commits:
@@ -173,7 +173,7 @@ def _render_versus(verdict) -> str:
         f"## A/B against `{verdict.reference}`: {headline} (exit {code})",
         "",
         f"{len(verdict.regressions)} worse, {better} better, {len(verdict.not_comparable)} not comparable, "
-        f"{len(verdict.rows)} rows. {_sources(verdict).replace('Baseline: ', 'Reference: ', 1)}",
+        f"{len(verdict.rows)} rows. {_sources(verdict, 'Reference')}",
         "",
         f"baseline: `{verdict.reference}`'s runs of the workload; current: the row's engine. A row is "
         f"worse or better when the difference is significant (p < {verdict.alpha:g}) and larger than "

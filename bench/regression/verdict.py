@@ -101,6 +101,11 @@ class Verdict:
         return {"markdown": self.to_markdown(), "rows": [display_row(r) for r in self.rows], "title": title}
 
 
+def check_alpha(alpha: float) -> None:
+    if not (0 < alpha < 1):
+        raise ConfigError(f"alpha must be between 0 and 1, got {alpha!r}")
+
+
 def _relative(base: float, cur: float) -> float:
     if base:
         return cur / base - 1
@@ -296,8 +301,7 @@ def compare_to_baseline(
     """Compare every (label, workload) of the baseline with the current runs of the same
     label and workload. thresholds: relative, by metric name (see rules.resolve_thresholds);
     metrics: restrict to these metric names (default: all)."""
-    if not (0 < alpha < 1):
-        raise ConfigError(f"alpha must be between 0 and 1, got {alpha!r}")
+    check_alpha(alpha)
     if not isinstance(current, Baseline):
         current = Baseline.from_runs(current, "current runs")
     if not isinstance(baseline, Baseline):
@@ -343,8 +347,7 @@ def compare_engines(
     Engine counters are left out: different engines do different work by design.
     A row is "worse" when the engine is significantly and beyond the threshold worse than
     the reference; the exit code is then 1, as for a regression."""
-    if not (0 < alpha < 1):
-        raise ConfigError(f"alpha must be between 0 and 1, got {alpha!r}")
+    check_alpha(alpha)
     groups = Baseline.from_runs(runs, "result directories").groups
     references = [g for g in groups if g.label == reference]
     if not references:

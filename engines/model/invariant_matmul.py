@@ -93,27 +93,6 @@ def interpreting() -> bool:
     return os.environ.get("TRITON_INTERPRET", "0") == "1"
 
 
-@triton.jit
-def k_tile_dot(x_ptrs, w_ptrs, acc, offs_k, k_left,
-               EVEN_K: tl.constexpr, IEEE: tl.constexpr, UPCAST: tl.constexpr):
-    """acc += x tile [BLOCK_M, BLOCK_K] @ weight tile [BLOCK_K, BLOCK_N], in float32; K
-    entries past k_left read as zeros unless every tile is whole (EVEN_K)."""
-    if EVEN_K:
-        a = tl.load(x_ptrs)
-        b = tl.load(w_ptrs)
-    else:
-        a = tl.load(x_ptrs, mask=offs_k[None, :] < k_left, other=0.0)
-        b = tl.load(w_ptrs, mask=offs_k[:, None] < k_left, other=0.0)
-    if UPCAST:  # Triton's CPU interpreter multiplies bfloat16 as raw integers
-        a = a.to(tl.float32)
-        b = b.to(tl.float32)
-    if IEEE or UPCAST:
-        acc = tl.dot(a, b, acc, input_precision="ieee")
-    else:
-        acc = tl.dot(a, b, acc)
-    return acc
-
-
 @triton.jit(do_not_specialize=["M"])
 def _linear_kernel(
     x_ptr, w_ptr, b_ptr, out_ptr,
@@ -146,7 +125,20 @@ def _linear_kernel(
     # The one reduction order: K in ascending BLOCK_K chunks, one float32 accumulator.
     acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
     for k in range(0, tl.cdiv(K, BLOCK_K)):
-        acc = k_tile_dot(x_ptrs, w_ptrs, acc, offs_k, K - k * BLOCK_K, EVEN_K, IEEE, UPCAST)
+        if EVEN_K:
+            a = tl.load(x_ptrs)
+            b = tl.load(w_ptrs)
+        else:
+            k_left = K - k * BLOCK_K
+            a = tl.load(x_ptrs, mask=offs_k[None, :] < k_left, other=0.0)
+            b = tl.load(w_ptrs, mask=offs_k[:, None] < k_left, other=0.0)
+        if UPCAST:  # Triton's CPU interpreter multiplies bfloat16 as raw integers
+            a = a.to(tl.float32)
+            b = b.to(tl.float32)
+        if IEEE or UPCAST:
+            acc = tl.dot(a, b, acc, input_precision="ieee")
+        else:
+            acc = tl.dot(a, b, acc)
         x_ptrs += BLOCK_K * stride_xk
         w_ptrs += BLOCK_K * stride_wk
 
@@ -158,10 +150,7 @@ def _linear_kernel(
     tl.store(out_ptrs, acc.to(out_ptr.dtype.element_ty), mask=(rows[:, None] < M) & (cols[None, :] < N))
 
 
-def check_operands(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> None:
-    """F.linear's operand rules, checked up front with the shapes in the message (a Triton
-    kernel would read out of bounds instead of failing)."""
-
+def _check(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> None:
     def shapes() -> str:
         return f"x {tuple(x.shape)}, weight {tuple(weight.shape)}" + (
             f", bias {tuple(bias.shape)}" if bias is not None else ""
@@ -184,21 +173,6 @@ def check_operands(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | N
                          + ", ".join(f"{name} {t.device}" for name, t in tensors.items()))
 
 
-def flatten_operands(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None):
-    """Checked operands as (x [M, K] with unit stride along K, None), or (None, the result)
-    where there is nothing to multiply: no rows or columns, or an empty sum (the bias)."""
-    check_operands(x, weight, bias)
-    n, k = weight.shape
-    lead = x.shape[:-1]
-    m = lead.numel()
-    if m == 0 or n == 0:
-        return None, x.new_empty(*lead, n)
-    if k == 0:  # an empty sum: the bias, or zeros
-        return None, bias.expand(*lead, n).clone() if bias is not None else x.new_zeros(*lead, n)
-    x2 = x.reshape(m, k)
-    return (x2 if x2.stride(-1) == 1 else x2.contiguous()), None
-
-
 def linear(
     x: torch.Tensor,
     weight: torch.Tensor,
@@ -210,11 +184,17 @@ def linear(
 
     config: a launch configuration to use instead of config_for(...) (benchmarks and tests;
     keep it fixed across calls, or rows stop agreeing between calls)."""
-    x2, early = flatten_operands(x, weight, bias)
-    if early is not None:
-        return early
-    m, k = x2.shape
-    n = weight.shape[0]
+    _check(x, weight, bias)
+    n, k = weight.shape
+    lead = x.shape[:-1]
+    m = lead.numel()
+    if m == 0 or n == 0:
+        return x.new_empty(*lead, n)
+    if k == 0:  # an empty sum: the bias, or zeros
+        return bias.expand(*lead, n).clone() if bias is not None else x.new_zeros(*lead, n)
+    x2 = x.reshape(m, k)
+    if x2.stride(-1) != 1:
+        x2 = x2.contiguous()
     if bias is not None:
         bias = bias.contiguous()
     cfg = config or config_for(n, k, x.dtype, x.device)
@@ -229,4 +209,4 @@ def linear(
         BLOCK_M=cfg.block_m, BLOCK_N=cfg.block_n, BLOCK_K=cfg.block_k, GROUP_M=cfg.group_m,
         num_warps=cfg.num_warps, num_stages=cfg.num_stages,
     )
-    return out.reshape(*x.shape[:-1], n)
+    return out.reshape(*lead, n)

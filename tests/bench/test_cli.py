@@ -17,10 +17,8 @@ from bench.metrics import SLO
 from bench.results import load_run
 from bench.session import RunOptions
 from engines.mock import MockEngine
-from engines.registry import ENGINES, EngineEntry, create_engine
-
-SMALL = "quick:num_requests=6,output=uniform(2,12)"
-FAST = ["--no-progress", "--no-roofline", "--warmup-requests", "1"]
+from engines.registry import create_engine
+from tests.bench.helpers import FAST, SMALL
 
 
 def test_bench_run_writes_a_result_directory(tmp_path, capsys):
@@ -127,36 +125,6 @@ def test_existing_out_dir_is_refused(tmp_path, capsys):
     assert "already exists" in capsys.readouterr().err
 
 
-class Exploding(MockEngine):
-    def __init__(self, exc, at, **kw):
-        super().__init__(**kw)
-        self.exc, self.at, self.count = exc, at, 0
-
-    def step(self):
-        self.count += 1
-        if self.count == self.at:
-            raise self.exc
-        return super().step()
-
-
-@pytest.fixture
-def exploding_engine(monkeypatch):
-    """Registers engine 'boom' (KeyboardInterrupt at its 4th step) and 'crash' (RuntimeError)."""
-    made = {"boom": lambda: Exploding(KeyboardInterrupt(), 4, max_batch=2), "crash": lambda: Exploding(RuntimeError("device lost"), 4, max_batch=2)}
-    for name in made:
-        monkeypatch.setitem(ENGINES, name, EngineEntry("engines.mock_build:build_engine", "test", "test engine"))
-    real = bench.session.create_engine
-
-    def fake_create(name, model="tiny", **kw):
-        if name in made:
-            engine = made[name]()
-            engine.name = name
-            return engine
-        return real(name, model, **kw)
-
-    monkeypatch.setattr(bench.session, "create_engine", fake_create)
-
-
 def test_interrupted_compare_keeps_finished_and_partial_runs(tmp_path, capsys, exploding_engine):
     out = tmp_path / "cmp"
     code = main(["compare", "--engines", "mock,boom,mock:max_batch=3", "--workloads", "quick:num_requests=6,output=fixed(5)",
@@ -182,40 +150,6 @@ def test_failed_run_is_written_and_exit_code_is_1(tmp_path, capsys, exploding_en
     assert run.summary["counts"]["ok"] == 2  # max_batch 2, two tokens each: the first pair finished
     captured = capsys.readouterr()
     assert "run failed: RuntimeError: device lost" in captured.out and "Traceback" in captured.err
-
-
-def test_a_failed_run_is_left_out_of_the_ab_verdict_and_the_report_is_written(tmp_path, capsys, exploding_engine):
-    out = tmp_path / "ab"
-    wl = "quick:num_requests=4,output=fixed(2)"
-    code = main(["compare", "--engines", "mock", "crash", "mock:max_batch=1", "--labels", "m", "c", "m1", "--workloads", wl,
-                 "--out", str(out), "--versus", "m", *FAST])
-    printed = capsys.readouterr().out
-    assert "1 run(s) did not complete: the verdict leaves them out" in printed
-    assert "## A/B against `m`" in printed and "| m1 · quick |" in printed and "| c · quick |" not in printed
-    assert (out / "report.html").exists()
-    assert code == 1  # a run failed (and m1, one request at a time, may be worse): 1 either way
-    # only the reference left complete: no verdict, still a report
-    out2 = tmp_path / "ab2"
-    main(["compare", "--engines", "mock", "crash", "--labels", "m", "c", "--workloads", wl, "--out", str(out2),
-          "--versus", "m", *FAST])
-    assert "no complete runs of 'm' and of another engine: no A/B verdict" in capsys.readouterr().out
-    assert (out2 / "report.html").exists()
-
-
-def test_a_failed_run_is_left_out_of_the_regression_verdict_and_no_baseline_is_saved(tmp_path, capsys, exploding_engine):
-    wl = "quick:num_requests=4,output=fixed(2)"
-    base = tmp_path / "b.json"
-    assert main(["compare", "--engines", "mock", "--labels", "m", "--workloads", wl, "--out", str(tmp_path / "a"),
-                 "--save-baseline", str(base), *FAST]) == 0
-    capsys.readouterr()
-    again = tmp_path / "again.json"
-    code = main(["compare", "--engines", "mock", "crash", "--labels", "m", "c", "--workloads", wl, "--out", str(tmp_path / "b"),
-                 "--baseline", str(base), "--save-baseline", str(again), *FAST])
-    printed = capsys.readouterr().out
-    assert code == 1  # the failed run, not the verdict (m is judged: no regression)
-    assert "1 run(s) did not complete: the verdict leaves them out, and no baseline is saved" in printed
-    assert "## Performance verdict: no regression (exit 0)" in printed
-    assert not again.exists() and (tmp_path / "b" / "report.html").exists()
 
 
 def test_sweep_tags_each_point(tmp_path, capsys):
@@ -322,66 +256,6 @@ def test_plan_interleaves_repeats():
     assert [(p.label, p.dir_name.rsplit("__", 1)[1]) for p in plan] == [
         ("mock", "r1"), ("mock:max_batch=2", "r1"), ("mock", "r2"), ("mock:max_batch=2", "r2")]
     assert plan[0].manifest_extra == {"repeat": {"index": 1, "count": 2}}
-
-
-def test_compare_repeats_save_and_judge_a_baseline(tmp_path, capsys):
-    wl = "quick:num_requests=5,output=fixed(4)"
-    base = tmp_path / "base.json"
-    assert main(["compare", "--engines", "mock:step_time_s=0.001", "--labels", "m", "--workloads", wl, "--repeat", "2",
-                 "--out", str(tmp_path / "a"), "--save-baseline", str(base), *FAST]) == 0
-    assert sorted(p.name for p in (tmp_path / "a").iterdir() if p.is_dir()) == ["m__quick_num_requests=5_output=fixed_4__r1", "m__quick_num_requests=5_output=fixed_4__r2"]
-    r2 = load_run(tmp_path / "a" / "m__quick_num_requests=5_output=fixed_4__r2")
-    assert r2.manifest["repeat"] == {"index": 2, "count": 2}
-    assert r2.summary["consistency"]["reference_run"].endswith("__r1")  # determinism check of repeats
-    assert r2.summary["consistency"]["requests_equal"] == 5
-    assert base.is_file()
-    capsys.readouterr()
-    # same label and workload, other engine options: not comparable (exit 3), never judged
-    code = main(["compare", "--engines", "mock:step_time_s=0.001,max_batch=2", "--labels", "m", "--workloads", wl,
-                 "--out", str(tmp_path / "b"), "--baseline", str(base), *FAST])
-    assert code == 3
-    out = capsys.readouterr().out
-    assert "not comparable" in out
-    assert "not comparable" in (tmp_path / "b" / "report.html").read_text()
-
-
-def test_compare_versus_judges_each_engine_against_the_reference(tmp_path, capsys):
-    wl = "quick:num_requests=8,output=fixed(6)"
-    engines = ["mock:step_time_s=0.001", "mock:step_time_s=0.004"]  # the second's steps 4x longer
-    code = main(["compare", "--engines", *engines, "--labels", "fast", "slow", "--workloads", wl, "--repeat", "2",
-                 "--out", str(tmp_path / "ab"), "--versus", "fast", "--alpha", "0.05", *FAST])
-    out = capsys.readouterr().out
-    assert code == 1  # an engine significantly worse than the reference, as a regression would
-    assert "## A/B against `fast`: WORSE (exit 1)" in out
-    assert "significant (p < 0.05)" in out  # --alpha reached the verdict
-    assert "| slow · quick | tpot_ms.p50 |" in out and "**worse**" in out
-    report = (tmp_path / "ab" / "report.html").read_text()
-    assert "A/B against fast" in report
-
-
-@pytest.mark.parametrize(
-    "extra, words",
-    [
-        (["--versus", "vllm"], "--versus 'vllm': no engine of this comparison has that label; labels: ['mock']"),
-        (["--versus", "mock", "--baseline", "b.json"], "--versus and --baseline each make the comparison's verdict"),
-        (["--versus", "mock"], "--versus 'mock': it is the only engine here; an A/B needs another"),
-        (["--versus", "mock", "--alpha", "1"], "alpha must be between 0 and 1, got 1.0"),
-    ],
-)
-def test_compare_versus_is_checked_before_any_run(tmp_path, capsys, extra, words):
-    out = tmp_path / "o"
-    assert main(["compare", "--engines", "mock", "--workloads", SMALL, "--out", str(out), *extra, *FAST]) == 2
-    assert words in capsys.readouterr().err
-    assert not out.exists()
-
-
-def test_unreadable_baseline_fails_before_any_run(tmp_path, capsys):
-    bad = tmp_path / "bad.json"
-    bad.write_text("{not json")
-    assert main(["compare", "--engines", "mock", "--workloads", SMALL, "--out", str(tmp_path / "o"),
-                 "--baseline", str(bad), *FAST]) == 2
-    assert str(bad) in capsys.readouterr().err
-    assert not (tmp_path / "o").exists()
 
 
 def test_a_run_that_cannot_start_still_leaves_a_report_of_the_finished_ones(tmp_path, capsys):

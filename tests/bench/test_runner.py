@@ -12,6 +12,7 @@ from bench.sampler import DeviceSampler
 from engines.api import StepOutput
 from engines.mock import MockEngine
 from engines.request import ConfigError, Request, SamplingParams
+from tests.bench.helpers import Exploding
 from workloads.workload import Workload
 
 
@@ -163,20 +164,6 @@ def test_engine_finished_with_error_status():
     assert recs["r001"].status == "error" and recs["r001"].error == "CUDA says no"
     assert recs["r001"].output_tokens == 1  # the token that came with the failure counts
     assert recs["r000"].status == recs["r002"].status == "ok"
-
-
-class Exploding(MockEngine):
-    """Raises `exc` from step number `at` (counting from the first measured step)."""
-
-    def __init__(self, exc, at, **kw):
-        super().__init__(**kw)
-        self.exc, self.at, self.steps = exc, at, 0
-
-    def step(self):
-        self.steps += 1
-        if self.steps == self.at:
-            raise self.exc
-        return super().step()
 
 
 def mixed_workload():
