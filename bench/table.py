@@ -14,6 +14,8 @@ from rich.text import Text
 
 from bench.results import RunResult
 
+MAX_LABEL = 20  # characters of a run's name on one line in the tall layout (longer ones fold)
+
 # (header, how to get the value from a summary, how to show it)
 COLUMNS = [
     ("ok", ("counts", "ok"), "int"),
@@ -82,15 +84,34 @@ def _wide_table(rows: list[dict[str, str]], title: str | None) -> Table:
     return table
 
 
-def _tall_table(rows: list[dict[str, str]], title: str | None) -> Table:
-    """Metrics down, runs across: what fits a narrow terminal when there are few runs."""
+def _tall_table(rows: list[dict[str, str]], title: str | None, widths: list[int]) -> Table:
+    """Metrics down, runs across: what fits a narrow terminal."""
     table = Table(title=title, header_style="bold")
     table.add_column("metric")
-    for row in rows:
-        table.add_column(Text(f"{row['run']}\n{row['workload']}"), justify="right", overflow="fold")
+    for row, w in zip(rows, widths):
+        table.add_column(Text(f"{row['run']}\n{row['workload']}"), justify="right", overflow="fold", width=w)
     for header in list(rows[0])[2:]:
         table.add_row(header, *(Text(row[header]) for row in rows))
     return table
+
+
+def _tall_tables(rows: list[dict[str, str]], title: str | None, width: int) -> list[Table]:
+    """As many runs side by side as fit in `width`, then the next table: twenty runs in 80
+    columns would otherwise be squeezed into one character each."""
+    metric = max(len(h) for h in list(rows[0])[2:]) + 4  # column, borders and padding
+    # a run's column: its widest number, or its name up to MAX_LABEL characters
+    widths = [max(8, min(len(r["run"]), MAX_LABEL), *(len(r[h]) for h in list(r)[2:])) for r in rows]
+    chunks, start, used = [], 0, metric
+    for i, w in enumerate(widths):
+        if i > start and used + w + 3 > width:
+            chunks.append((start, i))
+            start, used = i, metric
+        used += w + 3
+    chunks.append((start, len(rows)))
+    if len(chunks) == 1:
+        return [_tall_table(rows, title, widths)]
+    return [_tall_table(rows[a:b], f"{title or 'runs'} ({a + 1}-{b} of {len(rows)})", widths[a:b])
+            for a, b in chunks]
 
 
 def _wide_width(rows: list[dict[str, str]]) -> int:
@@ -101,17 +122,21 @@ def _wide_width(rows: list[dict[str, str]]) -> int:
     )
 
 
-def results_table(runs: list[RunResult], title: str | None = None, width: int = 200) -> Table:
-    """One row per run when it fits in `width` columns, else one column per run."""
+def results_tables(runs: list[RunResult], title: str | None = None, width: int = 200) -> list[Table]:
+    """One row per run when that fits in `width` columns, else one column per run (in as
+    many tables as it takes)."""
     rows = table_rows(runs)
     if not rows:
-        return Table(title=title)
-    return _wide_table(rows, title) if _wide_width(rows) <= width else _tall_table(rows, title)
+        return [Table(title=title)]
+    if _wide_width(rows) <= width:
+        return [_wide_table(rows, title)]
+    return _tall_tables(rows, title, width)
 
 
 def print_table(runs: list[RunResult], console: Console | None = None, title: str | None = None) -> None:
     console = console or Console()
-    console.print(results_table(runs, title, width=console.width))
+    for table in results_tables(runs, title, width=console.width):
+        console.print(table)
 
 
 def say(console: Console, text: str) -> None:

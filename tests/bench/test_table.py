@@ -8,7 +8,7 @@ import pandas as pd
 from rich.console import Console
 
 from bench.results import RunResult
-from bench.table import print_table, results_table, table_rows
+from bench.table import print_table, results_tables, table_rows
 
 
 def fake_run(label, status="complete", sweep=None, **summary):
@@ -45,8 +45,22 @@ def test_wide_when_it_fits_tall_when_not():
     narrow = Console(width=80, record=True)
     print_table(runs, narrow)
     wide_text, narrow_text = wide.export_text(), narrow.export_text()
-    assert len(results_table(runs, width=300).columns) == 16  # run, workload and 14 metrics
-    assert len(results_table(runs, width=80).columns) == 3  # metric, naive, paged
+    (wide_table,) = results_tables(runs, width=300)
+    (tall_table,) = results_tables(runs, width=80)
+    assert len(wide_table.columns) == 16  # run, workload and 14 metrics
+    assert len(tall_table.columns) == 3  # metric, naive, paged
     assert max(len(line) for line in narrow_text.splitlines()) <= 80
     assert "paged [x]" not in wide_text and "TTFT p99 ms" in narrow_text and "TTFT p99 ms" in wide_text
     assert "1,235" in narrow_text
+
+
+def test_many_runs_are_split_into_tables_that_fit():
+    runs = [fake_run(f"continuous:token_budget=1024__r{i}") for i in range(1, 21)]
+    narrow = Console(width=80, record=True)
+    print_table(runs, narrow, title="compare")
+    text = narrow.export_text()
+    assert max(len(line) for line in text.splitlines()) <= 80
+    tables = [line.strip() for line in text.splitlines() if "of 20)" in line]
+    assert len(tables) >= 4 and tables[0].startswith("compare (1-") and tables[-1].endswith("-20 of 20)")
+    assert text.count("1,235") == 20  # every run's throughput is shown, once
+    assert "__r20" in text
