@@ -22,19 +22,36 @@ from bench.regression.baseline import (
 from bench.regression.ladder import DEFAULT_RULES, LadderVerdict, RatioRule, check_ladder, load_rules
 from bench.regression.rules import METRICS, parse_threshold
 from bench.regression.spread import Spread, repeat_spreads
-from bench.regression.verdict import ExitCode, Row, Verdict, compare_engines, compare_to_baseline, evaluate
+from bench.regression.verdict import (
+    BETTER,
+    NO_SIGNIFICANT_CHANGE,
+    NOT_COMPARABLE,
+    WITHIN_THRESHOLD,
+    WORSE,
+    ExitCode,
+    Row,
+    Verdict,
+    compare_engines,
+    compare_to_baseline,
+    evaluate,
+)
 
 __all__ = [
+    "BETTER",
     "Baseline",
     "BaselineError",
     "DEFAULT_RULES",
     "ExitCode",
     "LadderVerdict",
     "METRICS",
+    "NOT_COMPARABLE",
+    "NO_SIGNIFICANT_CHANGE",
     "RatioRule",
     "Row",
     "Spread",
     "Verdict",
+    "WITHIN_THRESHOLD",
+    "WORSE",
     "check_ladder",
     "compare_engines",
     "compare_to_baseline",

@@ -2,7 +2,8 @@
 and the collapsed full listing), and as display rows for the HTML report.
 
 The headline and the first table carry the news (regressions, improvements, rows that could
-not be compared); every row is in the collapsed table below, so nothing is hidden.
+not be compared; in an A/B also rows shown within threshold); every row is in the collapsed
+table below, so nothing is hidden.
 """
 
 from __future__ import annotations
@@ -10,12 +11,15 @@ from __future__ import annotations
 import math
 
 from bench.regression.spread import Spread
+from bench.regression.verdict import NO_SIGNIFICANT_CHANGE, WITHIN_THRESHOLD
 
 HEADLINES = {
     0: "no regression",
     1: "REGRESSION",
     3: "not comparable",
 }
+WITHIN = (f"{WITHIN_THRESHOLD}: the CI excludes a change past the threshold in the bad direction, "
+          f"i.e. shown no worse than the threshold.")
 COLUMNS = ("engine · workload", "metric", "baseline", "current", "change", "CI", "p", "threshold", "mark", "note")
 
 
@@ -121,7 +125,9 @@ def _spreads(verdict) -> list[str]:
 
 
 def _body(verdict, spreads: bool = True) -> list[str]:
-    flagged = [r for r in verdict.rows if r.mark != "no significant change"]
+    # an engine shown no worse than its reference is news; a commit shown no worse is the norm
+    quiet = {NO_SIGNIFICANT_CHANGE} if verdict.reference is not None else {NO_SIGNIFICANT_CHANGE, WITHIN_THRESHOLD}
+    flagged = [r for r in verdict.rows if r.mark not in quiet]
     lines = ["", "### Changes" if flagged else "No metric changed beyond its threshold."]
     if flagged:
         lines += [""] + _table(flagged)
@@ -149,12 +155,12 @@ def render_verdict(verdict) -> str:
     lines = [
         f"## Performance verdict: {HEADLINES[code]} (exit {code})",
         "",
-        f"{len(verdict.regressions)} regressions, {len(verdict.not_comparable)} not comparable, "
-        f"{len(verdict.rows)} rows. {_sources(verdict)}",
+        f"{len(verdict.regressions)} regressions, {len(verdict.within_threshold)} within threshold, "
+        f"{len(verdict.not_comparable)} not comparable, {len(verdict.rows)} rows. {_sources(verdict)}",
         "",
         f"A change is a regression when it is significant (p < {verdict.alpha:g}; engine counters: "
         f"any difference, compared exactly) and worse than the metric's threshold. "
-        f"CI: {(1 - verdict.alpha) * 100:g}% confidence interval of the change.",
+        f"CI: {(1 - verdict.alpha) * 100:g}% confidence interval of the change. {WITHIN}",
     ]
     return _with_body(verdict, lines)
 
@@ -172,14 +178,14 @@ def _render_versus(verdict) -> str:
     lines = [
         f"## A/B against `{verdict.reference}`: {headline} (exit {code})",
         "",
-        f"{len(verdict.regressions)} worse, {better} better, {len(verdict.not_comparable)} not comparable, "
-        f"{len(verdict.rows)} rows. {_sources(verdict, 'Reference')}",
+        f"{len(verdict.regressions)} worse, {better} better, {len(verdict.within_threshold)} within threshold, "
+        f"{len(verdict.not_comparable)} not comparable, {len(verdict.rows)} rows. {_sources(verdict, 'Reference')}",
         "",
         f"baseline: `{verdict.reference}`'s runs of the workload; current: the row's engine. A row is "
         f"worse or better when the difference is significant (p < {verdict.alpha:g}) and larger than "
         f"the metric's threshold (`--threshold METRIC=0` marks any significant difference). "
-        f"CI: {(1 - verdict.alpha) * 100:g}% confidence interval of the change. Engine counters "
-        f"are not compared: the engines do different work by design.",
+        f"CI: {(1 - verdict.alpha) * 100:g}% confidence interval of the change. {WITHIN} Engine "
+        f"counters are not compared: the engines do different work by design.",
     ]
     return _with_body(verdict, lines)
 

@@ -5,6 +5,9 @@ A row is marked
                              larger than the metric's threshold, in the bad / good direction;
                              worse is a regression
     no significant change    otherwise: inside the noise, or smaller than the threshold
+    within threshold         a no significant change whose CI excludes any change past the
+                             threshold in the bad direction: shown no worse than the threshold
+                             (non-inferiority); not a regression
     not comparable           the runs measured different things (bench.regression.comparable),
                              or one side has no value; not compared unless insist=True
 
@@ -32,6 +35,13 @@ from bench.results import RunResult
 from engines.request import ConfigError
 
 DEFAULT_ALPHA = 0.01
+
+# marks are plain strings, so a DataFrame of rows filters on them: df[df.mark == WITHIN_THRESHOLD]
+WORSE = "worse"
+BETTER = "better"
+NO_SIGNIFICANT_CHANGE = "no significant change"
+WITHIN_THRESHOLD = "within threshold"
+NOT_COMPARABLE = "not comparable"
 
 
 class ExitCode(IntEnum):
@@ -78,7 +88,11 @@ class Verdict:
 
     @property
     def not_comparable(self) -> list[Row]:
-        return [r for r in self.rows if r.mark == "not comparable"]
+        return [r for r in self.rows if r.mark == NOT_COMPARABLE]
+
+    @property
+    def within_threshold(self) -> list[Row]:
+        return [r for r in self.rows if r.mark == WITHIN_THRESHOLD]
 
     @property
     def exit_code(self) -> ExitCode:
@@ -112,13 +126,29 @@ def _relative(base: float, cur: float) -> float:
     return 0.0 if cur == base else math.copysign(math.inf, cur - base)
 
 
-def _judge(metric: Metric, change: float, significant: bool, threshold: float) -> tuple[str, bool]:
+def _judge(metric: Metric, change: float, significant: bool, threshold: float,
+           ci: tuple[float, float] | None) -> tuple[str, bool]:
     if not significant or abs(change) <= threshold:
-        return "no significant change", False
+        if _shown_within(metric, ci, threshold):
+            return WITHIN_THRESHOLD, False
+        return NO_SIGNIFICANT_CHANGE, False
     if metric.better == "none":
-        return "worse", True
+        return WORSE, True
     worse = change > 0 if metric.better == "lower" else change < 0
-    return ("worse", True) if worse else ("better", False)
+    return (WORSE, True) if worse else (BETTER, False)
+
+
+def _shown_within(metric: Metric, ci: tuple[float, float] | None, threshold: float) -> bool:
+    """Non-inferiority: the CI's unfavourable end lies within the threshold. The interval is
+    two-sided (1 - alpha), so this one-sided claim holds at alpha / 2: conservative, and more
+    so for latencies with repeats, whose CI spans the per-request and over-runs intervals.
+    Counters are exact (no interval) and a metric with no better direction has no bad one."""
+    if ci is None or metric.kind == "counter" or metric.better == "none":
+        return False
+    # a NaN end (a bootstrap with no finite ratio) fails these comparisons: nothing shown
+    if metric.better == "lower":
+        return ci[1] <= threshold
+    return ci[0] >= -threshold
 
 
 def _seed(group: Group, metric: Metric) -> int:
@@ -201,7 +231,7 @@ def _row(metric: Metric, base: Group, cur: Group, threshold: float, alpha: float
     bv = _point(metric, b) if len(b) else None
     cv = _point(metric, c) if len(c) else None
     row = Row(base.label, base.workload + base.tag, metric.name, metric.unit, metric.kind, bv, cv,
-              None, None, None, threshold, "not comparable")
+              None, None, None, threshold, NOT_COMPARABLE)
     if problem or blocked:
         row.note = problem or blocked
         return row
@@ -212,7 +242,7 @@ def _row(metric: Metric, base: Group, cur: Group, threshold: float, alpha: float
         significant = cv != bv  # exact: no noise to test against
     else:
         significant = ev.p_value is not None and ev.p_value < alpha
-    row.mark, row.regression = _judge(metric, row.change, significant, threshold)
+    row.mark, row.regression = _judge(metric, row.change, significant, threshold, row.ci)
     if ev.p_value is None and metric.kind != "counter":
         row.note = ev.method
     elif row.regression and metric.better == "none":
@@ -320,7 +350,7 @@ def compare_to_baseline(
         if cur is None:
             missing = "in the baseline, missing from the current runs"
             rows.append(Row(base.label, base.workload + base.tag, "*", "", "", None, None, None, None,
-                            None, 0.0, "not comparable", note=missing))
+                            None, 0.0, NOT_COMPARABLE, note=missing))
             continue
         unmatched.remove(cur)
         rows += _compare_group(base, cur, chosen, limits, alpha, insist, notes)
@@ -366,7 +396,7 @@ def compare_engines(
         base = next((g for g in same if g.content_hash == cur.content_hash), same[0] if len(same) == 1 else None)
         if base is None:
             rows.append(Row(cur.label, cur.workload + cur.tag, "*", "", "", None, None, None, None, None, 0.0,
-                            "not comparable", note=f"no {reference} runs of this workload"))
+                            NOT_COMPARABLE, note=f"no {reference} runs of this workload"))
             continue
         base = replace(base, label=cur.label, tag=cur.tag)  # rows and notes name the engine judged
         rows += _compare_group(base, cur, metrics, limits, alpha, insist, notes, compared="engine.")

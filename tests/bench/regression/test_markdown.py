@@ -60,6 +60,19 @@ def test_clean_verdict_says_so(runs, data):
     md = evaluate(runs("same"), data / "base.json").to_markdown()
     assert md.startswith("## Performance verdict: no regression (exit 0)")
     assert "No metric changed beyond its threshold." in md and "### Changes" not in md
+    # a commit shown no worse is the norm, not news: counted, defined, listed only in the details
+    assert "0 regressions, 7 within threshold, 0 not comparable, 23 rows." in md
+    assert "within threshold: the CI excludes a change past the threshold in the bad direction" in md
+    assert md.split("<details>", 1)[1].count("| within threshold |") == 7
+
+
+def test_html_report_shows_the_within_threshold_mark(runs, data, tmp_path):
+    reports = pytest.importorskip("reports")
+    verdict = evaluate(runs("same"), data / "base.json")
+    rows = verdict.to_report_dict()["rows"]
+    assert next(r for r in rows if r["metric"] == "output_tok_per_s")["mark"] == "within threshold"
+    path = reports.write_report(runs("same")[:1], tmp_path / "report.html", verdict=verdict.to_report_dict())
+    assert "<td>within threshold</td>" in path.read_text()
 
 
 def test_pipes_in_labels_do_not_break_tables(runs):

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
+import math
+
 import pytest
 
 from bench.regression.comparable import differences, identity_of
 from bench.regression.rules import METRICS_BY_NAME, metric_value, parse_threshold, resolve_thresholds
 from bench.regression.spread import Spread, repeat_spreads
-from bench.regression.verdict import _judge
+from bench.regression.verdict import NO_SIGNIFICANT_CHANGE, WITHIN_THRESHOLD, _judge
 from engines.request import ConfigError
 
 
@@ -35,7 +38,40 @@ def test_directions_are_stated():
 def test_judge(metric, change, significant, mark):
     m = METRICS_BY_NAME[metric]
     threshold = 0.0 if m.kind == "counter" else 0.10
-    assert _judge(m, change, significant, threshold) == (mark, mark == "worse")
+    assert _judge(m, change, significant, threshold, None) == (mark, mark == "worse")
+
+
+# a latency with no better direction: none in METRICS, but the rule must not depend on that
+UNDIRECTED = dataclasses.replace(METRICS_BY_NAME["tpot_ms.p99"], better="none")
+NO = NO_SIGNIFICANT_CHANGE
+
+
+@pytest.mark.parametrize(
+    "metric, change, significant, ci, threshold, mark",
+    [
+        # lower is better: the CI's upper end is the bad one
+        ("tpot_ms.p99", +0.02, False, (-0.03, 0.04), 0.05, WITHIN_THRESHOLD),
+        ("tpot_ms.p99", -0.02, False, (-0.08, 0.05), 0.05, WITHIN_THRESHOLD),  # at the threshold: within
+        ("tpot_ms.p99", +0.02, False, (-0.03, 0.06), 0.05, NO),  # could be 6% slower
+        ("tpot_ms.p99", -0.02, False, (-0.40, 0.01), 0.05, WITHIN_THRESHOLD),  # a wide good end does not matter
+        ("tpot_ms.p99", +0.03, True, (0.01, 0.045), 0.05, WITHIN_THRESHOLD),  # significant, but shown small
+        ("tpot_ms.p99", -0.25, True, (-0.30, -0.20), 0.05, "better"),  # past the threshold: better wins
+        ("tpot_ms.p99", -0.01, False, (-0.04, 0.0), 0.0, WITHIN_THRESHOLD),  # threshold 0: all of it at or below 0
+        ("tpot_ms.p99", -0.01, False, (-0.04, 0.001), 0.0, NO),
+        # higher is better: the lower end is the bad one
+        ("output_tok_per_s", -0.02, False, (-0.04, 0.03), 0.05, WITHIN_THRESHOLD),
+        ("output_tok_per_s", +0.02, False, (-0.01, 0.30), 0.05, WITHIN_THRESHOLD),
+        ("output_tok_per_s", +0.02, False, (-0.06, 0.04), 0.05, NO),  # could be 6% less
+        # never within threshold
+        ("output_tok_per_s", -0.01, False, None, 0.05, NO),  # no CI: one run a side
+        ("tpot_ms.p50", 0.0, False, (math.nan, math.nan), 0.05, NO),  # bootstrap with no finite ratio
+        ("padded_tokens", 0.0, False, (0.0, 0.0), 0.05, NO),  # counters are exact: nothing to bound
+        (UNDIRECTED, 0.0, False, (-0.01, 0.01), 0.05, NO),  # no better direction, so no bad one to bound
+    ],
+)
+def test_within_threshold_needs_the_bad_end_of_the_ci_inside_it(metric, change, significant, ci, threshold, mark):
+    m = METRICS_BY_NAME[metric] if isinstance(metric, str) else metric
+    assert _judge(m, change, significant, threshold, ci) == (mark, False)  # never a regression
 
 
 def test_metric_values_from_a_summary():

@@ -9,7 +9,7 @@ import shutil
 import pytest
 
 from bench.cli import main
-from bench.regression import ExitCode, compare_engines, load_runs
+from bench.regression import NO_SIGNIFICANT_CHANGE, WITHIN_THRESHOLD, ExitCode, compare_engines, load_runs
 from engines.request import ConfigError
 
 
@@ -53,8 +53,34 @@ def test_a_slower_engine_is_worse_and_the_same_code_is_not(runs, data, tmp_path)
     assert slower.exit_code == ExitCode.REGRESSION
     same = compare_engines(base + load_runs([relabelled(data, tmp_path, "same", "again")]), "continuous")
     assert same.exit_code == ExitCode.OK
-    assert {r.mark for r in same.rows} == {"no significant change"}
+    assert {r.mark for r in same.rows} == {NO_SIGNIFICANT_CHANGE, WITHIN_THRESHOLD}  # neither worse nor better
     assert "over runs" in rows(same, "again")["tpot_ms.p99"].test  # three repeats a side: run-to-run noise tested
+
+
+LATENCIES_AND_RATES = ("ttft_ms", "tpot_ms", "itl_ms", "e2e_ms", "output_tok_per_s", "total_tok_per_s")
+
+
+def test_the_same_code_is_shown_within_a_generous_threshold_and_not_within_zero(runs, data, tmp_path):
+    both = runs("base") + load_runs([relabelled(data, tmp_path, "same", "again")])
+    generous = compare_engines(both, "continuous", thresholds={m: 0.5 for m in LATENCIES_AND_RATES})
+    again = rows(generous, "again")
+    within = {m for m, r in again.items() if r.mark == WITHIN_THRESHOLD}
+    # every row with a CI is shown no worse than 50%, but tpot_ms.p99: its repeats disagree
+    # (the interval over runs reaches +58%), so the runs cannot show it
+    assert all(r.ci is not None for r in again.values())
+    assert within == set(again) - {"tpot_ms.p99"}
+    assert again["tpot_ms.p99"].mark == NO_SIGNIFICANT_CHANGE and again["tpot_ms.p99"].ci[1] > 0.5
+    assert generous.exit_code == ExitCode.OK  # not a regression, nor anything else to report
+    md = generous.to_markdown()
+    assert "0 worse, 0 better, 9 within threshold, 0 not comparable, 10 rows." in md
+    assert "within threshold: the CI excludes a change past the threshold in the bad direction" in md
+    # in an A/B an engine shown no worse is news: the Changes table lists it
+    changes = md.split("### Changes", 1)[1].split("###", 1)[0]
+    assert "| again · ci-mixed | tpot_ms.p50 |" in changes and changes.count("| within threshold |") == 9
+    # threshold 0: every interval reaches above 0, so nothing is shown no worse than "no change"
+    exact = compare_engines(both, "continuous", thresholds={m: 0.0 for m in LATENCIES_AND_RATES})
+    assert {r.mark for r in exact.rows} == {NO_SIGNIFICANT_CHANGE}
+    assert "0 within threshold" in exact.to_markdown()
 
 
 def test_runs_that_differ_beyond_the_engine_are_not_comparable(runs, data, tmp_path):
