@@ -242,7 +242,10 @@ def _row(metric: Metric, base: Group, cur: Group, threshold: float, alpha: float
         significant = cv != bv  # exact: no noise to test against
     else:
         significant = ev.p_value is not None and ev.p_value < alpha
-    row.mark, row.regression = _judge(metric, row.change, significant, threshold, row.ci)
+    # one run a side: a latency CI sees request-to-request noise only, too little to show a
+    # change no worse than a threshold (a slow run would go unnoticed)
+    repeated = metric.kind != "distribution" or min(len(base.runs), len(cur.runs)) >= 2
+    row.mark, row.regression = _judge(metric, row.change, significant, threshold, row.ci if repeated else None)
     if ev.p_value is None and metric.kind != "counter":
         row.note = ev.method
     elif row.regression and metric.better == "none":

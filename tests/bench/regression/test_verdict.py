@@ -118,7 +118,9 @@ def test_counter_change_is_reported_whatever_the_noise(runs, data):
     assert (padded.baseline, padded.current) == (0, 1) and padded.kind == "counter"
     # the run's steps are 6x noisier than the baseline's; no timing row moved past its threshold
     timing = [r for r in verdict.rows if r.kind != "counter"]
-    assert {r.mark for r in timing} == {NO_SIGNIFICANT_CHANGE, WITHIN_THRESHOLD}
+    # and none is shown within its threshold: one current run (its latency CIs see request
+    # noise only; its rates have no CI)
+    assert {r.mark for r in timing} == {NO_SIGNIFICANT_CHANGE}
     assert verdict.exit_code == ExitCode.REGRESSION
 
 
