@@ -115,11 +115,13 @@ def _tall_tables(rows: list[dict[str, str]], title: str | None, width: int) -> l
 
 
 def _wide_width(rows: list[dict[str, str]]) -> int:
-    # each column: its longest word of header or cell, plus borders and padding
-    return sum(
-        max(max(len(w) for w in header.split()), *(len(r[header]) for r in rows)) + 3
-        for header in rows[0]
-    )
+    """Columns of the wide layout, borders and padding included: the run and workload columns
+    may wrap at spaces (their longest word), the numbers do not (their header whole)."""
+    def width(i: int, header: str) -> int:
+        head = max(len(w) for w in header.split()) if i < 2 else len(header)
+        return max(head, *(len(r[header]) for r in rows)) + 3
+
+    return sum(width(i, header) for i, header in enumerate(rows[0])) + 1
 
 
 def results_tables(runs: list[RunResult], title: str | None = None, width: int = 200) -> list[Table]:

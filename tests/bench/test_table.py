@@ -64,3 +64,13 @@ def test_many_runs_are_split_into_tables_that_fit():
     assert len(tables) >= 4 and tables[0].startswith("compare (1-") and tables[-1].endswith("-20 of 20)")
     assert text.count("1,235") == 20  # every run's throughput is shown, once
     assert "__r20" in text
+
+
+def test_the_wide_layout_is_chosen_only_when_nothing_would_be_cut():
+    runs = [fake_run(f"continuous__r{i}") for i in range(1, 11)]
+    for width in (120, 160, 200, 240):
+        console = Console(width=width, record=True)
+        print_table(runs, console)
+        text = console.export_text()
+        assert "…" not in text, width  # no header or label cut short
+        assert "continuous__r10" in text and "TTFT p99 ms" in text
