@@ -99,8 +99,12 @@ def _tall_tables(rows: list[dict[str, str]], title: str | None, width: int) -> l
     """As many runs side by side as fit in `width`, then the next table: twenty runs in 80
     columns would otherwise be squeezed into one character each."""
     metric = max(len(h) for h in list(rows[0])[2:]) + 4  # column, borders and padding
-    # a run's column: its widest number, or its name up to MAX_LABEL characters
-    widths = [max(8, min(len(r["run"]), MAX_LABEL), *(len(r[h]) for h in list(r)[2:])) for r in rows]
+    # a run's column: its widest number and its whole name, or when that does not fit, its
+    # name up to MAX_LABEL characters
+    numbers = [max(8, *(len(r[h]) for h in list(r)[2:])) for r in rows]
+    widths = [max(n, len(r["run"])) for n, r in zip(numbers, rows)]
+    if metric + sum(w + 3 for w in widths) > width:
+        widths = [max(n, min(len(r["run"]), MAX_LABEL)) for n, r in zip(numbers, rows)]
     chunks, start, used = [], 0, metric
     for i, w in enumerate(widths):
         if i > start and used + w + 3 > width:
