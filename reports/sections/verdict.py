@@ -7,7 +7,7 @@ from reports.html import Html, fmt_num, note, table, tag
 from reports.page import Section
 
 # marks that colour a row; any other mark leaves it plain
-ROW_CLASSES = {"worse": "worse", "regression": "worse", "better": "better"}
+ROW_CLASSES = {"worse": "worse", "regression": "worse", "better": "better", "within threshold": "within"}
 
 
 def _cell(value) -> str:

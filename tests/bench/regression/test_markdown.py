@@ -72,7 +72,10 @@ def test_html_report_shows_the_within_threshold_mark(runs, data, tmp_path):
     rows = verdict.to_report_dict()["rows"]
     assert next(r for r in rows if r["metric"] == "output_tok_per_s")["mark"] == "within threshold"
     path = reports.write_report(runs("same")[:1], tmp_path / "report.html", verdict=verdict.to_report_dict())
-    assert "<td>within threshold</td>" in path.read_text()
+    html = path.read_text()
+    assert "<td>within threshold</td>" in html
+    # tinted apart from plain rows: 7 rows within threshold, 7 rows of that class
+    assert html.count('<tr class="within">') == 7 and "tr.within td" in html
 
 
 def test_pipes_in_labels_do_not_break_tables(runs):
