@@ -11,7 +11,6 @@ import argparse
 import importlib
 import sys
 
-
 COMMANDS = [
     "bench.commands.run",
     "bench.commands.compare",

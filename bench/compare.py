@@ -224,7 +224,8 @@ def _verdict(runs: list[RunResult], interrupted: bool, console, *, versus, basel
     if len(complete) < len(runs):
         say(console, f"{len(runs) - len(complete)} run(s) did not complete: the verdict leaves them out"
             + (", and no baseline is saved" if save_baseline is not None else ""))
-    from bench.regression import compare_engines, evaluate, save_baseline as save
+    from bench.regression import compare_engines, evaluate
+    from bench.regression import save_baseline as save
 
     if save_baseline is not None and len(complete) == len(runs):
         save(runs, Path(save_baseline))

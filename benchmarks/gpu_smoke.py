@@ -71,7 +71,8 @@ def profile(model: str, options: dict, steps: int = 12) -> None:
     """Kernel split of a prefill-heavy window (the first steps: full token budgets of prompt
     chunks), a decode window (once every prompt is in, most sequences running) and a tail
     window (32 sequences or fewer left), each with its wall time."""
-    from torch.profiler import ProfilerActivity, profile as torch_profile
+    from torch.profiler import ProfilerActivity
+    from torch.profiler import profile as torch_profile
 
     engine = create_engine("paged", model=model, **options)
     cfg = engine.describe()["model"]["config"]

@@ -5,10 +5,16 @@ without async scheduling the step loop does not overlap host and device work.
 
     PYTHONPATH=. python benchmarks/host_overhead.py [prof]
 """
-import random, time, cProfile, pstats, sys
+import cProfile
+import pstats
+import random
+import sys
+import time
+
 import torch
-from engines.request import Request
+
 from engines.core.cuda_graphs import DecodeGraphs
+from engines.request import Request
 from tests.engines.fakes import fake_engine
 
 e = fake_engine("paged", max_batch=256, token_budget=8192, block_size=16, num_blocks=12000, max_model_len=1536)

@@ -22,9 +22,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import os
 import socket
+import statistics
 import subprocess
 import sys
 import threading
@@ -35,9 +35,9 @@ from pathlib import Path
 import httpx
 import psutil
 
+from bench.compare import default_out_dir
 from bench.engine_spec import parse_engine_spec
 from bench.load.run import LoadConfig, run_load
-from bench.compare import default_out_dir
 from bench.serve import start_server
 from bench.session import run_one
 from engines.registry import create_engine

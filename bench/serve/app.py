@@ -24,7 +24,15 @@ from starlette.routing import Route
 from bench.serve.engine_thread import EngineDown, EngineThread, Overloaded
 from bench.serve.generation import GenerationResponse
 from bench.serve.metrics import ServerMetrics
-from bench.serve.protocol import ApiError, GenerationRequest, check_context, invalid, parse_chat, parse_completion, parse_json
+from bench.serve.protocol import (
+    ApiError,
+    GenerationRequest,
+    check_context,
+    invalid,
+    parse_chat,
+    parse_completion,
+    parse_json,
+)
 from bench.serve.responses import ResponseShape
 from bench.serve.tokenizer import TokenizerError, load_tokenizer
 from engines.api import Engine, model_limits

@@ -14,8 +14,8 @@ import torch
 
 from engines.attention.select import make_attention
 from engines.core.cuda_graphs import DecodeGraphs
-from engines.core.mixed_graphs import MixedGraphs
 from engines.core.engine import LLMEngine
+from engines.core.mixed_graphs import MixedGraphs
 from engines.core.model_runner import ModelRunner
 from engines.core.options import EngineOptions, default_max_model_len, resolve
 from engines.core.policies.continuous import ContinuousPolicy

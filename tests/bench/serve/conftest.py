@@ -9,7 +9,6 @@ from bench.serve import ServeOptions, start_server
 from tests.bench.serve.serve_doubles import MAX_LEN, VOCAB, RecordingEngine
 
 
-
 @pytest.fixture
 def engine():
     return RecordingEngine(vocab_size=VOCAB, max_model_len=MAX_LEN, step_time_s=0.001)

@@ -9,9 +9,9 @@ import pytest
 
 from bench.serve import ServeOptions, start_server
 from bench.serve.tokenizer import BYTE_OFFSET
-from tests.bench.serve.serve_doubles import MAX_LEN, VOCAB
 from engines.mock import MockEngine
 from engines.request import Request
+from tests.bench.serve.serve_doubles import MAX_LEN, VOCAB
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -11,7 +11,15 @@ import httpx
 import pytest
 
 from bench.serve import start_server
-from tests.bench.serve.serve_doubles import FAIL_FIRST, FAIL_LATER, MAX_LEN, REFUSE_ADD, VOCAB, BrokenStepEngine, FailingEngine
+from tests.bench.serve.serve_doubles import (
+    FAIL_FIRST,
+    FAIL_LATER,
+    MAX_LEN,
+    REFUSE_ADD,
+    VOCAB,
+    BrokenStepEngine,
+    FailingEngine,
+)
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -204,7 +204,6 @@ def main() -> None:
             shutil.rmtree(old)
     wl = offline_workload()
     desc = wl.describe()
-    cont = engine_of("continuous")
 
     def run(folder, seed, commit, policy="continuous", machine=None, repeat="", **sim):
         # laid out as `bench compare --repeat N` writes: OUT/<label>__<workload>__r<k>
