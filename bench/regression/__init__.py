@@ -20,21 +20,10 @@ from bench.regression.baseline import (
     save_baseline,
 )
 from bench.regression.ladder import DEFAULT_RULES, LadderVerdict, RatioRule, check_ladder, load_rules
+from bench.regression.marks import BETTER, NO_SIGNIFICANT_CHANGE, NOT_COMPARABLE, WITHIN_THRESHOLD, WORSE
 from bench.regression.rules import METRICS, parse_threshold
 from bench.regression.spread import Spread, repeat_spreads
-from bench.regression.verdict import (
-    BETTER,
-    NO_SIGNIFICANT_CHANGE,
-    NOT_COMPARABLE,
-    WITHIN_THRESHOLD,
-    WORSE,
-    ExitCode,
-    Row,
-    Verdict,
-    compare_engines,
-    compare_to_baseline,
-    evaluate,
-)
+from bench.regression.verdict import ExitCode, Row, Verdict, compare_engines, compare_to_baseline, evaluate
 
 __all__ = [
     "BETTER",

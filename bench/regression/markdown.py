@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import math
 
+from bench.regression.marks import NO_SIGNIFICANT_CHANGE, WITHIN_THRESHOLD
 from bench.regression.spread import Spread
-from bench.regression.verdict import NO_SIGNIFICANT_CHANGE, WITHIN_THRESHOLD
 
 HEADLINES = {
     0: "no regression",

@@ -21,6 +21,9 @@ class Evidence:
     p_value: float | None  # None: no test possible (too few values)
     ci: tuple[float, float] | None  # relative change, e.g. (-0.25, -0.15)
     method: str
+    # the interval holds the run-to-run noise (a test over repeats), not only the noise
+    # between requests of the same runs
+    over_runs: bool = False
 
 
 def _bootstrap(values: np.ndarray, q: float, rng: np.random.Generator) -> np.ndarray:
@@ -81,12 +84,12 @@ def mean_shift(base: list[float], cur: list[float], *, alpha: float) -> Evidence
         # no run-to-run noise at all: any difference is real
         p = 1.0 if c.mean() == mean_b else 0.0
         change = float(c.mean() / mean_b - 1) if mean_b else math.nan
-        return Evidence(p, (change, change), "exact (no spread)")
+        return Evidence(p, (change, change), "exact (no spread)", over_runs=True)
     if b.min() > 0 and c.min() > 0:
         result = stats.ttest_ind(np.log(c), np.log(b), equal_var=False)
         low, high = result.confidence_interval(1 - alpha)
-        return Evidence(float(result.pvalue), (math.expm1(low), math.expm1(high)), "Welch t")
+        return Evidence(float(result.pvalue), (math.expm1(low), math.expm1(high)), "Welch t", over_runs=True)
     result = stats.ttest_ind(c, b, equal_var=False)
     low, high = result.confidence_interval(1 - alpha)
     ci = (float(low / mean_b), float(high / mean_b)) if mean_b else None
-    return Evidence(float(result.pvalue), ci, "Welch t")
+    return Evidence(float(result.pvalue), ci, "Welch t", over_runs=ci is not None)

@@ -1,15 +1,7 @@
 """The verdict: every (label, workload, metric) of current runs against a baseline, and an exit code.
 
-A row is marked
-    worse / better           the change is significant (p < alpha; counters: any change) AND
-                             larger than the metric's threshold, in the bad / good direction;
-                             worse is a regression
-    no significant change    otherwise: inside the noise, or smaller than the threshold
-    within threshold         a no significant change whose CI excludes any change past the
-                             threshold in the bad direction: shown no worse than the threshold
-                             (non-inferiority); not a regression
-    not comparable           the runs measured different things (bench.regression.comparable),
-                             or one side has no value; not compared unless insist=True
+Each row is marked worse / better / within threshold / no significant change / not comparable
+(bench.regression.marks says when).
 
 Exit codes (ExitCode): 0 no regression, 1 regression, 2 invalid input (raised as ResultError,
 mapped by the CLI like every other bad input), 3 nothing regressed but some rows could not be
@@ -28,6 +20,7 @@ import numpy as np
 
 from bench.regression.baseline import Baseline, Group, load_reference
 from bench.regression.comparable import differences
+from bench.regression.marks import NOT_COMPARABLE, WITHIN_THRESHOLD, judge
 from bench.regression.rules import METRICS, QUANTILES, Metric, resolve_thresholds
 from bench.regression.spread import Spread
 from bench.regression.stats import Evidence, mean_shift, median_shift, quantile_shift
@@ -35,13 +28,6 @@ from bench.results import RunResult
 from engines.request import ConfigError
 
 DEFAULT_ALPHA = 0.01
-
-# marks are plain strings, so a DataFrame of rows filters on them: df[df.mark == WITHIN_THRESHOLD]
-WORSE = "worse"
-BETTER = "better"
-NO_SIGNIFICANT_CHANGE = "no significant change"
-WITHIN_THRESHOLD = "within threshold"
-NOT_COMPARABLE = "not comparable"
 
 
 class ExitCode(IntEnum):
@@ -126,31 +112,6 @@ def _relative(base: float, cur: float) -> float:
     return 0.0 if cur == base else math.copysign(math.inf, cur - base)
 
 
-def _judge(metric: Metric, change: float, significant: bool, threshold: float,
-           ci: tuple[float, float] | None) -> tuple[str, bool]:
-    if not significant or abs(change) <= threshold:
-        if _shown_within(metric, ci, threshold):
-            return WITHIN_THRESHOLD, False
-        return NO_SIGNIFICANT_CHANGE, False
-    if metric.better == "none":
-        return WORSE, True
-    worse = change > 0 if metric.better == "lower" else change < 0
-    return (WORSE, True) if worse else (BETTER, False)
-
-
-def _shown_within(metric: Metric, ci: tuple[float, float] | None, threshold: float) -> bool:
-    """Non-inferiority: the CI's unfavourable end lies within the threshold. The interval is
-    two-sided (1 - alpha), so this one-sided claim holds at alpha / 2: conservative, and more
-    so for latencies with repeats, whose CI spans the per-request and over-runs intervals.
-    Counters are exact (no interval) and a metric with no better direction has no bad one."""
-    if ci is None or metric.kind == "counter" or metric.better == "none":
-        return False
-    # a NaN end (a bootstrap with no finite ratio) fails these comparisons: nothing shown
-    if metric.better == "lower":
-        return ci[1] <= threshold
-    return ci[0] >= -threshold
-
-
 def _seed(group: Group, metric: Metric) -> int:
     # per row, not per call order: adding a metric never changes another row's verdict
     return zlib.crc32(f"{group.label}\0{group.workload}\0{metric.name}".encode())
@@ -210,7 +171,7 @@ def _across_runs(metric: Metric, base: Group, cur: Group, per_request: Evidence,
     if runs.ci is not None and ci is not None:
         ci = (min(ci[0], runs.ci[0]), max(ci[1], runs.ci[1]))
     method = f"{per_request.method} and {runs.method} over runs"
-    return Evidence(max(per_request.p_value, runs.p_value), ci, method)
+    return Evidence(max(per_request.p_value, runs.p_value), ci, method, over_runs=runs.over_runs)
 
 
 def _evidence(metric: Metric, base: Group, cur: Group, b, c, alpha: float) -> Evidence:
@@ -242,10 +203,9 @@ def _row(metric: Metric, base: Group, cur: Group, threshold: float, alpha: float
         significant = cv != bv  # exact: no noise to test against
     else:
         significant = ev.p_value is not None and ev.p_value < alpha
-    # one run a side: a latency CI sees request-to-request noise only, too little to show a
-    # change no worse than a threshold (a slow run would go unnoticed)
-    repeated = metric.kind != "distribution" or min(len(base.runs), len(cur.runs)) >= 2
-    row.mark, row.regression = _judge(metric, row.change, significant, threshold, row.ci if repeated else None)
+    # an interval blind to run-to-run noise (one run a side) cannot show a change no worse
+    # than a threshold: a slow run would go unnoticed
+    row.mark, row.regression = judge(metric, row.change, significant, threshold, ev.ci if ev.over_runs else None)
     if ev.p_value is None and metric.kind != "counter":
         row.note = ev.method
     elif row.regression and metric.better == "none":

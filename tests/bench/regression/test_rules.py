@@ -8,9 +8,9 @@ import math
 import pytest
 
 from bench.regression.comparable import differences, identity_of
+from bench.regression.marks import NO_SIGNIFICANT_CHANGE, WITHIN_THRESHOLD, judge
 from bench.regression.rules import METRICS_BY_NAME, metric_value, parse_threshold, resolve_thresholds
 from bench.regression.spread import Spread, repeat_spreads
-from bench.regression.verdict import NO_SIGNIFICANT_CHANGE, WITHIN_THRESHOLD, _judge
 from engines.request import ConfigError
 
 
@@ -35,10 +35,10 @@ def test_directions_are_stated():
         ("padded_tokens", 0.0, False, "no significant change"),
     ],
 )
-def test_judge(metric, change, significant, mark):
+def testjudge(metric, change, significant, mark):
     m = METRICS_BY_NAME[metric]
     threshold = 0.0 if m.kind == "counter" else 0.10
-    assert _judge(m, change, significant, threshold, None) == (mark, mark == "worse")
+    assert judge(m, change, significant, threshold, None) == (mark, mark == "worse")
 
 
 # a latency with no better direction: none in METRICS, but the rule must not depend on that
@@ -71,7 +71,7 @@ NO = NO_SIGNIFICANT_CHANGE
 )
 def test_within_threshold_needs_the_bad_end_of_the_ci_inside_it(metric, change, significant, ci, threshold, mark):
     m = METRICS_BY_NAME[metric] if isinstance(metric, str) else metric
-    assert _judge(m, change, significant, threshold, ci) == (mark, False)  # never a regression
+    assert judge(m, change, significant, threshold, ci) == (mark, False)  # never a regression
 
 
 def test_metric_values_from_a_summary():

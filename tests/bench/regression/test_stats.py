@@ -100,3 +100,15 @@ def test_identical_samples_are_never_significant(values):
     base = np.array(values)
     assert median_shift(base, base.copy(), alpha=0.01, seed=0).p_value > 0.5
     assert quantile_shift(base, base.copy(), 0.99, alpha=0.01, seed=0).p_value >= 0.01
+
+
+def test_only_tests_over_repeats_claim_the_run_to_run_noise():
+    # what lets a verdict call a change shown no worse: an interval over requests of the same
+    # runs does not hold a slow run's worth of noise
+    rng = np.random.default_rng(0)
+    requests = rng.normal(10, 1, 200), rng.normal(10, 1, 200)
+    assert not quantile_shift(*requests, 0.99, alpha=0.05, seed=1).over_runs
+    assert not median_shift(*requests, alpha=0.05, seed=1).over_runs
+    assert mean_shift([10.0, 10.2, 9.9], [10.1, 10.0, 10.3], alpha=0.05).over_runs
+    assert mean_shift([10.0, 10.0], [11.0, 11.0], alpha=0.05).over_runs  # exact: no spread at all
+    assert not mean_shift([10.0], [11.0, 11.5], alpha=0.05).over_runs  # one run: no test, no interval
