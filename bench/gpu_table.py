@@ -2,7 +2,8 @@
 
 For each model shape it runs every engine on the workload (each in a fresh process, so that a
 peer holding most of the device memory cannot slow the next one), then prints one table of
-output tok/s, TTFT and TPOT p50/p99, roofline efficiency, device utilisation and output
+output tok/s, TTFT and TPOT p50/p99, roofline efficiency (split into what the engine's
+schedule allows and how close its steps came to that), device utilisation and output
 agreement, with each engine's speed-up over the peers, and writes one HTML report over all
 runs. The in-repo engines share one KV memory budget and max_model_len, so that their
 difference is the batching strategy alone.
@@ -47,7 +48,7 @@ def _ms(dist: dict | None, key: str) -> str:
 def print_table(runs: list[RunResult], console: Console) -> None:
     table = Table(title="output tok/s, latency (ms), efficiency (%)")
     for col in ["model", "engine", "ok", "out tok/s", "TTFT p50", "TTFT p99", "TPOT p50", "TPOT p99",
-                "roofline %", "GPU util %", "power cap %", "agree %", "vs hf-cb"]:
+                "roofline %", "schedule %", "in-step %", "GPU util %", "power cap %", "agree %", "vs hf-cb"]:
         table.add_column(col, justify="right" if col not in ("model", "engine") else "left")
     by_model: dict[str, list[RunResult]] = {}
     for run in runs:
@@ -61,6 +62,7 @@ def print_table(runs: list[RunResult], console: Console) -> None:
             s = run.summary
             rate = s.get("output_tok_per_s")
             roof = (s.get("roofline") or {}).get("efficiency")
+            own = (s.get("roofline") or {}).get("steps_bound") or {}
             util = (s.get("device") or {}).get("utilization_pct_mean")
             capped = (s.get("device") or {}).get("power_capped_pct")
             agree = (s.get("consistency") or {}).get("token_agreement")
@@ -68,7 +70,8 @@ def print_table(runs: list[RunResult], console: Console) -> None:
                 model, engine(run), str(s["counts"]["ok"]), "–" if rate is None else f"{rate:,.0f}",
                 _ms(s.get("ttft_ms"), "p50"), _ms(s.get("ttft_ms"), "p99"),
                 _ms(s.get("tpot_ms"), "p50"), _ms(s.get("tpot_ms"), "p99"),
-                _pct(roof), "–" if util is None else f"{util:.0f}", "–" if capped is None else f"{capped:.0f}",
+                _pct(roof), _pct(own.get("schedule_efficiency")), _pct(own.get("efficiency")),
+                "–" if util is None else f"{util:.0f}", "–" if capped is None else f"{capped:.0f}",
                 "ref" if (s.get("consistency") or {}).get("is_reference") else _pct(agree),
                 "–" if not (rate and peer_rate) else f"{rate / peer_rate:.1f}x",
             )

@@ -29,6 +29,24 @@ prompt length p and output length o:
 
 With these counts anchor-a gives 3.90 s (8B, compute-bound) and 0.66 s (1B, memory-bound) on
 an H200, as METRICS.md states (tests/bench/test_roofline.py).
+
+The bound of an engine's own steps (`steps_bound`) asks a narrower question: how fast could
+the steps this engine chose have run? Each step k is bounded alone, and the bounds add up:
+
+  T_steps = sum_k max(FLOPs_k / F, Bytes_k / BW)
+
+  FLOPs_k = 2 x non-embedding params x positions computed (prompt, decode, pads, wasted rows)
+          + 2 x LM head x rows sampled + 4 x layers x heads x head_dim x attention pairs
+  Bytes_k = weights (the LM head's too when the step samples), read once
+          + KV bytes per token x (context held before the step + positions written)
+
+Steps run one after the other, so one step's idle compute cannot absorb another's memory
+traffic: a draining batch's last steps read every weight for a few tokens. T_min / T_steps
+(schedule efficiency) is what the schedule gives away against the whole-workload bound, and
+T_steps / T_measured (efficiency) how close the kernels and the host come to the schedule
+they were given; the two multiply to the roofline efficiency. T_steps counts the LM head only
+for rows a step samples, where T_min counts it for every token, so a schedule close to ideal
+can show a schedule efficiency a few percent above 1.
 """
 
 from __future__ import annotations
@@ -36,9 +54,12 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import numpy as np
+
 from bench.ceilings import Ceilings, measure_ceilings
 
-__all__ = ["Ceilings", "ModelShape", "dtype_bytes", "measure_ceilings", "roofline_bound", "with_efficiency"]
+__all__ = ["Ceilings", "ModelShape", "dtype_bytes", "measure_ceilings", "roofline_bound", "steps_bound",
+           "with_efficiency"]
 
 _DTYPE_BYTES = {
     "float64": 8, "double": 8, "fp64": 8,
@@ -193,8 +214,56 @@ def roofline_bound(shape: ModelShape, dtype_bytes: int, prompt_lens, output_lens
     }
 
 
+# the step counters (engines.api.StepStats) the bound of an engine's own steps reads
+STEPS_BOUND_COLUMNS = ("prefill_tokens", "decode_tokens", "padded_tokens", "wasted_decode_tokens",
+                       "sampled_tokens", "context_tokens", "attention_pairs")
+
+
+def steps_bound(shape: ModelShape, dtype_bytes: int, steps, ceilings: Ceilings) -> dict | None:
+    """The bound of an engine's own steps (module docstring) from its steps frame
+    (steps.parquet): {t_min_s, steps, compute_bound_steps, flops, bytes}. None when the steps
+    do not count their attention: peers, older files, an engine that computed nothing."""
+    if any(c not in steps.columns or steps[c].isna().any() for c in STEPS_BOUND_COLUMNS):
+        return None
+
+    def column(name: str) -> np.ndarray:
+        return steps[name].to_numpy(dtype=np.float64)  # float: FLOPs overflow int64 at scale
+
+    positions = (column("prefill_tokens") + column("decode_tokens") + column("padded_tokens")
+                 + column("wasted_decode_tokens"))
+    # a wasted row (naive) samples a throwaway token: its LM head is computed all the same
+    lm_rows = column("sampled_tokens") + column("wasted_decode_tokens")
+    pairs, computed = column("attention_pairs"), positions > 0
+    if not computed.any() or not pairs[computed].any():
+        return None
+    layers_flops = 4 * shape.num_layers * shape.num_heads * shape.head_dim
+    flops = (2 * shape.non_embedding_params * positions + 2 * shape.lm_head_params * lm_rows
+             + layers_flops * pairs)
+    weights = dtype_bytes * (shape.non_embedding_params * computed + shape.lm_head_params * (lm_rows > 0))
+    kv_token_bytes = shape.kv_elements_per_token * dtype_bytes
+    nbytes = weights + kv_token_bytes * (column("context_tokens") + positions)
+    t_compute, t_memory = flops / ceilings.flops_per_s, nbytes / ceilings.bw_bytes_per_s
+    return {
+        "t_min_s": float(np.maximum(t_compute, t_memory).sum()),
+        "steps": int(computed.sum()),
+        "compute_bound_steps": int((computed & (t_compute >= t_memory)).sum()),
+        "flops": float(flops.sum()),
+        "bytes": float(nbytes.sum()),
+    }
+
+
 def with_efficiency(bound: dict, t_measured_s: float | None) -> dict:
     """The bound with efficiency = t_min_s / t_measured_s added (None when there is no
-    measured time). Higher is better; 1.0 would be a perfect engine."""
+    measured time), for the whole workload and, when present, for the engine's own steps.
+    Higher is better; 1.0 would be a perfect engine."""
     ok = t_measured_s is not None and math.isfinite(t_measured_s) and t_measured_s > 0
-    return {**bound, "efficiency": bound["t_min_s"] / t_measured_s if ok else None}
+
+    def efficiency(t_min_s: float) -> float | None:
+        return t_min_s / t_measured_s if ok else None
+
+    out = {**bound, "efficiency": efficiency(bound["t_min_s"])}
+    if bound.get("steps_bound"):
+        own = bound["steps_bound"]
+        out["steps_bound"] = {**own, "efficiency": efficiency(own["t_min_s"]),
+                              "schedule_efficiency": bound["t_min_s"] / own["t_min_s"]}
+    return out

@@ -71,28 +71,33 @@ def free_device_memory() -> None:
 
 def roofline_for(
     info: dict, workload: Workload, records: RunRecords, device: str | None,
-    ceilings: tuple[float, float] | None = None,
+    ceilings: tuple[float, float] | None = None, steps=None,
 ) -> dict | None:
     """The roofline bound of an offline run of a known model that finished; else None.
-    ceilings: (bytes/s, FLOP/s) given by the user; else measured once per device and cached."""
+    ceilings: (bytes/s, FLOP/s) given by the user; else measured once per device and cached.
+    steps: the run's steps frame, for the bound of the engine's own steps (`steps_bound`;
+    None for engines whose steps do not count their attention)."""
     model = info.get("model")
     if workload.mode != "offline" or records.status != "complete" or not isinstance(model, dict):
         return None
     if not model.get("config") or not model.get("dtype"):
         return None
-    from bench.roofline import ModelShape, dtype_bytes, measure_ceilings, roofline_bound
+    from bench.roofline import ModelShape, dtype_bytes, measure_ceilings, roofline_bound, steps_bound
 
     try:
         shape = ModelShape.from_config(model["config"])
         given = dict(zip(("bw_bytes_per_s", "flops_per_s"), ceilings)) if ceilings else {}
         measured = measure_ceilings(device or "cpu", **given)
-        return roofline_bound(
+        element_bytes = dtype_bytes(model["dtype"])
+        bound = roofline_bound(
             shape,
-            dtype_bytes(model["dtype"]),
+            element_bytes,
             [len(r.prompt_ids) for r in workload.requests],
             [r.max_new_tokens for r in workload.requests],
             measured,
         )
+        own = None if steps is None else steps_bound(shape, element_bytes, steps, measured)
+        return {**bound, "steps_bound": own}
     except (ValueError, KeyError, TypeError, RuntimeError) as e:
         # a model shape the roofline does not know is no reason to lose the run
         print(f"warning: no roofline for this run ({type(e).__name__}: {e})", file=sys.stderr)
@@ -153,7 +158,7 @@ def run_one(
         free_device_memory()
 
     requests, steps, device_samples = records.frames()
-    bound = roofline_for(info, workload, records, run_device, ceilings) if roofline else None
+    bound = roofline_for(info, workload, records, run_device, ceilings, steps) if roofline else None
     summary = summarize(requests, steps, device_samples, slo=slo, roofline=bound)
     run = {
         "mode": workload.mode,

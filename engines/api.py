@@ -45,6 +45,12 @@ class StepStats:
     preemptions: int = 0
     recomputed_tokens: int = 0  # prompt/output tokens computed again after a preemption
     prefix_cache_hit_tokens: int = 0  # prompt tokens found in the prefix cache this step
+    # what the step's attention does, for the bound of an engine's own steps
+    # (bench.roofline.steps_bound): context_tokens are the cache entries its sequences held
+    # before the step (K/V it reads); attention_pairs the (query, key) pairs it scores, each
+    # new position against the context and, causally, the step's own positions before it
+    context_tokens: int = 0
+    attention_pairs: int = 0
     # the step's forward replayed a captured CUDA graph (False: launched eagerly, kernel by
     # kernel); None when the step computed nothing or the engine cannot tell (peers)
     cuda_graph: bool | None = None

@@ -165,23 +165,33 @@ class LLMEngine:
 def _count(plan: StepPlan) -> dict:
     """Token counters of a plan, read before it is applied. A chunk is decode when it feeds
     the one token sampled at the previous step; prompt chunks and recomputation after a
-    preemption are prefill."""
-    prefill = decode = padded = wasted = recomputed = sampled = 0
+    preemption are prefill.
+
+    Attention: every position computed (pads and wasted rows included) scores the context
+    its sequence held before the step and, causally, the step's new positions up to itself.
+    A one-position chunk (decode, wasted row) scores held + 1 keys; the loop adds only what
+    longer chunks score beyond that, to keep the per-decode work to one addition."""
+    prefill = decode = padded = wasted = recomputed = sampled = context = longer = 0
     for chunk in plan.chunks:
+        seq = chunk.seq
+        held = seq.cache_len
+        context += held
         if chunk.wasted:
             wasted += 1
             continue
-        seq = chunk.seq
         n, done, high = chunk.num_tokens, seq.num_computed, seq.max_computed
         end, total = done + n, len(seq.token_ids)
-        padded += chunk.num_pad
         if done < high:
             recomputed += min(end, high) - done
         if n == 1 and done >= high and end == total and total > seq.num_prompt:
-            decode += 1
+            decode += 1  # never padded: pads only go before a prompt
         else:
             prefill += n
+            new = n + chunk.num_pad
+            padded += chunk.num_pad
+            longer += (new - 1) * held + new * (new + 1) // 2 - 1
         if end == total:
             sampled += 1
     return dict(prefill_tokens=prefill, decode_tokens=decode, padded_tokens=padded,
-                wasted_decode_tokens=wasted, recomputed_tokens=recomputed, sampled_tokens=sampled)
+                wasted_decode_tokens=wasted, recomputed_tokens=recomputed, sampled_tokens=sampled,
+                context_tokens=context, attention_pairs=context + len(plan.chunks) + longer)

@@ -87,3 +87,30 @@ def test_table_prints_the_power_capped_share():
     paged = next(line for line in lines if " paged " in line)
     column = header.index("power cap %")
     assert paged[column:column + len("power cap %")].strip() == "89"
+
+
+def test_table_splits_the_roofline_into_schedule_and_steps():
+    from types import SimpleNamespace
+
+    from bench.gpu_table import print_table
+
+    roofline = {"efficiency": 0.5, "steps_bound": {"efficiency": 0.8, "schedule_efficiency": 0.625}}
+    summary = {"counts": {"ok": 256}, "output_tok_per_s": 8000.0, "roofline": roofline}
+    runs = [SimpleNamespace(manifest={"table_model": "llama-8b", "table_engine": "paged"}, summary=summary,
+                            label="paged"),
+            SimpleNamespace(manifest={"table_model": "llama-8b", "table_engine": "hf-cb"},
+                            summary={"counts": {"ok": 256}, "output_tok_per_s": 500.0,
+                                     "roofline": {"efficiency": 0.03, "steps_bound": None}}, label="hf-cb")]
+    out = io.StringIO()
+    print_table(runs, Console(file=out, width=250))
+    lines = out.getvalue().splitlines()
+    header = next(line for line in lines if "schedule %" in line)
+
+    def cell(row: str, name: str) -> str:
+        start = header.index(name)
+        return row[start:start + len(name)].strip()
+
+    paged = next(line for line in lines if " paged " in line)
+    peer = next(line for line in lines if " hf-cb " in line and "500" in line)
+    assert [cell(paged, c) for c in ("roofline %", "schedule %", "in-step %")] == ["50.0", "62.5", "80.0"]
+    assert [cell(peer, c) for c in ("schedule %", "in-step %")] == ["–", "–"]  # a peer's steps are unseen

@@ -62,6 +62,9 @@ def test_real_tiny_engine_with_roofline(tmp_path, monkeypatch):
     roof = run.summary["roofline"]
     assert roof["ceilings"]["source"] == "measured-cpu" and 0 < roof["efficiency"] < 1
     assert (tmp_path / "cache" / "llm-batching-bench" / "ceilings.json").exists()
+    own = roof["steps_bound"]  # the bound of the engine's own steps, from steps.parquet
+    assert own["steps"] == run.summary["engine"]["steps"] and own["t_min_s"] > 0
+    assert own["efficiency"] * own["schedule_efficiency"] == pytest.approx(roof["efficiency"])
     computed = run.steps[["prefill_tokens", "decode_tokens"]].sum(axis=1) > 0
     assert run.summary["engine"]["steps"] == computed.sum() > 0
     # async scheduling: the last step only collects the tokens of the one before it

@@ -158,12 +158,22 @@ def test_consistency_and_roofline_are_shown(make_run):
     assert "<td>paged</td><td>naive</td><td>40</td><td>38</td><td>95.0 %</td><td>99.1 %</td><td>2 not ok</td>" in page
     assert "<div>req-7 at token 12: reference 5, this run 9</div>" in page
     assert "<div>req-9 at token 30: reference 4, this run ended</div>" in page
-    assert "<td>paged</td><td>0.500</td><td>2.00</td><td>25.0 %</td><td>memory</td>" in page
+    # a file from before the bound of the engine's own steps: its cells are empty, no bar
+    assert "<td>paged</td><td>0.500</td><td>2.00</td><td>25.0 %</td><td>–</td><td>–</td><td>–</td><td>memory</td>" in page
     assert "<td>4,265</td><td>799</td><td>measured</td>" in page
     assert "No roofline for naive:" in page
     bars = next(s for s in figure_specs(page).values()
                 if s["layout"]["title"]["text"] == "Lower bound vs measured run time")
     assert [list(values(t["y"])) for t in bars["data"]] == [[0.5], [2.0]]
+
+    own = {"t_min_s": 1.25, "efficiency": 0.625, "schedule_efficiency": 0.4, "steps": 10,
+           "compute_bound_steps": 3, "flops": 1e12, "bytes": 3e12}
+    run = make_run("paged", summary_extra={"roofline": {**roofline, "steps_bound": own}})
+    page = render_report([run])
+    assert "<td>paged</td><td>0.500</td><td>2.00</td><td>25.0 %</td><td>1.25</td><td>40.0 %</td><td>62.5 %</td>" in page
+    bars = next(s for s in figure_specs(page).values()
+                if s["layout"]["title"]["text"] == "Lower bound vs measured run time")
+    assert [list(values(t["y"])) for t in bars["data"]] == [[0.5], [1.25], [2.0]]
 
 
 def test_load_generator_limits_are_flagged(make_run):
