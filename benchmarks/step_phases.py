@@ -10,7 +10,11 @@ A step's wall time is the interval between the moments its tokens and the previo
 reached the host. With async scheduling (the default) step k's tokens arrive at the end of the
 engine's step() call k + 1, which launches step k + 1 before it waits for step k; without it,
 or on a CPU, where launching a step runs it, at the end of call k. In a loop the device keeps busy, that interval is one device step, and
-the intervals add up to the run.
+the intervals add up to the run. A step of more kernels than the launch queue holds (a
+padded engine's prefill, several forwards of 16,384 positions) blocks the host while it runs,
+and part of its time then falls on a neighbouring step: on the H200 `naive` and `static`
+showed their prompt steps above 100% of their bound. Group totals of such runs are shifted by
+a step at each phase change; the whole run's are not.
 """
 
 from __future__ import annotations

@@ -66,3 +66,25 @@ def test_efficiencies_multiply_to_the_roofline_efficiency():
     assert with_efficiency(bound, None)["steps_bound"]["efficiency"] is None
     assert "efficiency" not in bound["steps_bound"]  # not modified in place
     assert with_efficiency({**bound, "steps_bound": None}, 4.0)["steps_bound"] is None
+
+
+@pytest.mark.parametrize("model", ["8b", "1b"])
+def test_the_published_h200_runs_recompute_to_their_summaries(model):
+    """The README's split of the roofline for paged on the H200 comes from these runs: the
+    bound recomputed from their steps.parquet with today's code is the one they published."""
+    from pathlib import Path
+
+    from bench.results import load_run
+    from bench.roofline import dtype_bytes, with_efficiency
+
+    run = load_run(Path(__file__).parents[2] / f"examples/h200-anchor-a/runs/steps-bound_llama-{model}_paged__anchor-a")
+    roof = run.summary["roofline"]
+    ceilings = Ceilings(roof["ceilings"]["bw_bytes_per_s"], roof["ceilings"]["flops_per_s"], "run")
+    shape = ModelShape.from_config(run.manifest["model"]["config"])
+    own = steps_bound(shape, dtype_bytes(run.manifest["model"]["dtype"]), run.steps, ceilings)
+    assert own["t_min_s"] == pytest.approx(roof["steps_bound"]["t_min_s"], rel=1e-12)
+    assert own["steps"] == run.summary["engine"]["steps"] == 526
+    redone = with_efficiency({**{k: roof[k] for k in ("t_min_s", "bound", "flops", "bytes", "ceilings")},
+                              "steps_bound": own}, run.summary["duration_s"])
+    assert redone["steps_bound"]["efficiency"] == pytest.approx(roof["steps_bound"]["efficiency"])
+    assert redone["steps_bound"]["schedule_efficiency"] == pytest.approx(roof["steps_bound"]["schedule_efficiency"])
