@@ -31,22 +31,26 @@ With these counts anchor-a gives 3.90 s (8B, compute-bound) and 0.66 s (1B, memo
 an H200, as METRICS.md states (tests/bench/test_roofline.py).
 
 The bound of an engine's own steps (`steps_bound`) asks a narrower question: how fast could
-the steps this engine chose have run? Each step k is bounded alone, and the bounds add up:
+the steps this engine chose have run? Each step k is bounded alone, counted as above, and the
+bounds add up:
 
   T_steps = sum_k max(FLOPs_k / F, Bytes_k / BW)
 
-  FLOPs_k = 2 x non-embedding params x positions computed (prompt, decode, pads, wasted rows)
-          + 2 x LM head x rows sampled + 4 x layers x heads x head_dim x attention pairs
-  Bytes_k = weights (the LM head's too when the step samples), read once
-          + KV bytes per token x (context held before the step + positions written)
+  FLOPs_k = 2 x (non-embedding params + LM head) x positions computed (prompt, decode, pads,
+            wasted rows) + 4 x layers x heads x head_dim x attention pairs
+  Bytes_k = weights read once + KV bytes per token x (context held before the step
+            + positions written)
 
 Steps run one after the other, so one step's idle compute cannot absorb another's memory
 traffic: a draining batch's last steps read every weight for a few tokens. T_min / T_steps
 (schedule efficiency) is what the schedule gives away against the whole-workload bound, and
 T_steps / T_measured (efficiency) how close the kernels and the host come to the schedule
-they were given; the two multiply to the roofline efficiency. T_steps counts the LM head only
-for rows a step samples, where T_min counts it for every token, so a schedule close to ideal
-can show a schedule efficiency a few percent above 1.
+they were given; the two multiply to the roofline efficiency. The LM head is counted for every
+position, as T_min counts it (METRICS.md), so that a schedule is never credited with more
+than the workload bound allows: T_steps >= T_min, up to T_min's one token a request too many,
+unless prefix-cache hits skip prompt tokens the workload bound counts. The engines compute the
+LM head only for the rows they sample, so their in-step efficiency could in principle pass 1
+by that much.
 """
 
 from __future__ import annotations
@@ -216,7 +220,7 @@ def roofline_bound(shape: ModelShape, dtype_bytes: int, prompt_lens, output_lens
 
 # the step counters (engines.api.StepStats) the bound of an engine's own steps reads
 STEPS_BOUND_COLUMNS = ("prefill_tokens", "decode_tokens", "padded_tokens", "wasted_decode_tokens",
-                       "sampled_tokens", "context_tokens", "attention_pairs")
+                       "context_tokens", "attention_pairs")
 
 
 def steps_bound(shape: ModelShape, dtype_bytes: int, steps, ceilings: Ceilings) -> dict | None:
@@ -231,17 +235,14 @@ def steps_bound(shape: ModelShape, dtype_bytes: int, steps, ceilings: Ceilings) 
 
     positions = (column("prefill_tokens") + column("decode_tokens") + column("padded_tokens")
                  + column("wasted_decode_tokens"))
-    # a wasted row (naive) samples a throwaway token: its LM head is computed all the same
-    lm_rows = column("sampled_tokens") + column("wasted_decode_tokens")
     pairs, computed = column("attention_pairs"), positions > 0
     if not computed.any() or not pairs[computed].any():
         return None
-    layers_flops = 4 * shape.num_layers * shape.num_heads * shape.head_dim
-    flops = (2 * shape.non_embedding_params * positions + 2 * shape.lm_head_params * lm_rows
-             + layers_flops * pairs)
-    weights = dtype_bytes * (shape.non_embedding_params * computed + shape.lm_head_params * (lm_rows > 0))
+    flops = (2 * shape.matmul_params * positions
+             + 4 * shape.num_layers * shape.num_heads * shape.head_dim * pairs)
     kv_token_bytes = shape.kv_elements_per_token * dtype_bytes
-    nbytes = weights + kv_token_bytes * (column("context_tokens") + positions)
+    nbytes = (shape.matmul_params * dtype_bytes * computed
+              + kv_token_bytes * (column("context_tokens") + positions))
     t_compute, t_memory = flops / ceilings.flops_per_s, nbytes / ceilings.bw_bytes_per_s
     return {
         "t_min_s": float(np.maximum(t_compute, t_memory).sum()),

@@ -8,7 +8,8 @@ import pytest
 from bench.roofline import STEPS_BOUND_COLUMNS, Ceilings, ModelShape, steps_bound, with_efficiency
 
 # layer: attention 2*2 + 2*(2*2) + 2*2 = 16, MLP 3*2*2 = 12, norms 2*2 = 4 -> 32;
-# non-embedding 32 + final norm 2 = 34; LM head 10*2 = 20; K/V 2*1*1*2 = 4 elements = 8 bytes
+# non-embedding 32 + final norm 2 = 34; LM head 10*2 = 20: 54 matrix parameters, 108 bytes;
+# K/V 2*1*1*2 = 4 elements = 8 bytes a token
 SHAPE = ModelShape(num_layers=1, hidden_size=2, num_heads=1, num_kv_heads=1, head_dim=2,
                    intermediate_size=2, vocab_size=10)
 CEILINGS = Ceilings(bw_bytes_per_s=1.0, flops_per_s=2.0, source="test")
@@ -19,32 +20,43 @@ def frame(*steps: dict) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=list(STEPS_BOUND_COLUMNS))
 
 
-PROMPT = dict(prefill_tokens=3, sampled_tokens=1, attention_pairs=6)
-# flops 2*34*3 + 2*20*1 + 4*1*1*2*6 = 204 + 40 + 48 = 292 -> 146 s at 2 FLOP/s
-# bytes 2*(34 + 20) + 8*(0 + 3) = 132 -> 132 s at 1 B/s: compute-bound, 146 s
-DECODE = dict(decode_tokens=2, sampled_tokens=2, context_tokens=10, attention_pairs=22)
-# flops 2*34*2 + 2*20*2 + 8*22 = 392 -> 196 s; bytes 108 + 8*(10 + 2) = 204 s: memory-bound
-CHUNK = dict(prefill_tokens=4, context_tokens=3, attention_pairs=22)
-# samples nothing, so no LM head: flops 2*34*4 + 8*22 = 448 -> 224 s; bytes 2*34 + 8*7 = 124 s
+PROMPT = dict(prefill_tokens=3, attention_pairs=6)
+# flops 2*54*3 + 4*1*1*2*6 = 324 + 48 = 372 -> 186 s at 2 FLOP/s
+# bytes 108 + 8*(0 + 3) = 132 -> 132 s at 1 B/s: compute-bound, 186 s
+DECODE = dict(decode_tokens=2, context_tokens=10, attention_pairs=22)
+# flops 2*54*2 + 8*22 = 392 -> 196 s; bytes 108 + 8*(10 + 2) = 204 s: memory-bound, 204 s
 
 
 def test_each_step_bounded_alone():
-    bound = steps_bound(SHAPE, 2, frame(PROMPT, DECODE, CHUNK, {}), CEILINGS)
-    assert bound == {"t_min_s": 146 + 204 + 224, "steps": 3, "compute_bound_steps": 2,
-                     "flops": 292 + 392 + 448, "bytes": 132 + 204 + 124}
+    bound = steps_bound(SHAPE, 2, frame(PROMPT, DECODE, {}), CEILINGS)  # {}: a step that only collects
+    assert bound == {"t_min_s": 186 + 204, "steps": 2, "compute_bound_steps": 1,
+                     "flops": 372 + 392, "bytes": 132 + 204}
 
 
-def test_wasted_rows_compute_and_sample():
-    # naive's finished row: one position through the layers and the LM head, throwaway
+def test_pads_and_wasted_rows_are_computed_positions():
+    padded = steps_bound(SHAPE, 2, frame(dict(PROMPT, padded_tokens=2, attention_pairs=15)), CEILINGS)
+    assert padded["flops"] == 2 * 54 * 5 + 8 * 15 and padded["bytes"] == 108 + 8 * 5
+    # naive's finished row: one position through the layers and the LM head, thrown away
     wasted = steps_bound(SHAPE, 2, frame(dict(wasted_decode_tokens=1, context_tokens=5, attention_pairs=6)),
                          CEILINGS)
-    assert wasted["flops"] == 2 * 34 + 2 * 20 + 8 * 6
-    assert wasted["bytes"] == 2 * (34 + 20) + 8 * (5 + 1)
+    assert wasted["flops"] == 2 * 54 + 8 * 6 and wasted["bytes"] == 108 + 8 * (5 + 1)
 
 
-def test_padded_positions_are_computed_positions():
-    padded = steps_bound(SHAPE, 2, frame(dict(PROMPT, padded_tokens=2, attention_pairs=15)), CEILINGS)
-    assert padded["flops"] == 2 * 34 * 5 + 2 * 20 + 8 * 15
+def test_a_whole_workload_in_one_perfect_schedule_meets_the_workload_bound():
+    """One request, prompt 3, output 3, run as a prompt step and two decode steps: the steps'
+    bound counts what roofline_bound counts, less its one extra token of matrix work."""
+    from bench.roofline import roofline_bound
+
+    shape = ModelShape(num_layers=1, hidden_size=4, num_heads=2, num_kv_heads=1, head_dim=2,
+                       intermediate_size=8, vocab_size=10)
+    steps = frame(dict(prefill_tokens=3, attention_pairs=6),
+                  dict(decode_tokens=1, context_tokens=3, attention_pairs=4),
+                  dict(decode_tokens=1, context_tokens=4, attention_pairs=5))
+    whole = roofline_bound(shape, 2, [3], [3], CEILINGS)
+    own = steps_bound(shape, 2, steps, CEILINGS)
+    assert own["flops"] == whole["flops"] - 2 * shape.matmul_params  # p + o - 1 positions, not p + o
+    assert own["bytes"] == whole["bytes"]  # weights read 3 times = max(o); K/V read and written
+    assert own["t_min_s"] >= (whole["flops"] - 2 * shape.matmul_params) / CEILINGS.flops_per_s
 
 
 def test_steps_that_do_not_count_attention_have_no_bound():
