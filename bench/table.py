@@ -32,6 +32,10 @@ COLUMNS = [
     ("pad eff %", ("engine", "padding_efficiency"), "pct"),
     ("preempt", ("engine", "preemptions"), "int"),
     ("roofline %", ("roofline", "efficiency"), "pct"),
+    # the roofline's two factors (docs/metrics.md): what the engine's steps allow, and how
+    # close it came to them; empty for peers, whose steps are not seen
+    ("schedule %", ("roofline", "steps_bound", "schedule_efficiency"), "pct"),
+    ("in-step %", ("roofline", "steps_bound", "efficiency"), "pct"),
 ]
 
 

@@ -29,6 +29,10 @@ def test_cells():
     assert row["TTFT p50 ms"] == "12.3" and row["TTFT p99 ms"] == "1,500.0" and row["E2E p50 ms"] == "3.00"
     assert row["TPOT p50 ms"] == "-"  # no distribution: a dash, not a crash
     assert row["pad eff %"] == "49.4" and row["preempt"] == "2" and row["roofline %"] == "-"
+    assert row["schedule %"] == row["in-step %"] == "-"
+    roofline = {"efficiency": 0.5, "steps_bound": {"schedule_efficiency": 0.625, "efficiency": 0.8}}
+    (row,) = table_rows([fake_run("paged", roofline=roofline)])
+    assert (row["roofline %"], row["schedule %"], row["in-step %"]) == ("50.0", "62.5", "80.0")
 
 
 def test_unfinished_runs_and_sweep_points_are_marked():
@@ -47,7 +51,7 @@ def test_wide_when_it_fits_tall_when_not():
     wide_text, narrow_text = wide.export_text(), narrow.export_text()
     (wide_table,) = results_tables(runs, width=300)
     (tall_table,) = results_tables(runs, width=80)
-    assert len(wide_table.columns) == 16  # run, workload and 14 metrics
+    assert len(wide_table.columns) == 18  # run, workload and 16 metrics
     assert len(tall_table.columns) == 3  # metric, naive, paged
     assert max(len(line) for line in narrow_text.splitlines()) <= 80
     assert "paged [x]" not in wide_text and "TTFT p99 ms" in narrow_text and "TTFT p99 ms" in wide_text
