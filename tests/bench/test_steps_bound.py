@@ -80,8 +80,8 @@ def test_efficiencies_multiply_to_the_roofline_efficiency():
     assert with_efficiency({**bound, "steps_bound": None}, 4.0)["steps_bound"] is None
 
 
-@pytest.mark.parametrize("model", ["8b", "1b"])
-def test_the_published_h200_runs_recompute_to_their_summaries(model):
+@pytest.mark.parametrize("name", ["steps-bound_llama-8b", "steps-bound_llama-1b", "steps-bound-repeat_llama-8b"])
+def test_the_published_h200_runs_recompute_to_their_summaries(name):
     """The README's split of the roofline for paged on the H200 comes from these runs: the
     bound recomputed from their steps.parquet with today's code is the one they published."""
     from pathlib import Path
@@ -89,7 +89,7 @@ def test_the_published_h200_runs_recompute_to_their_summaries(model):
     from bench.results import load_run
     from bench.roofline import dtype_bytes, with_efficiency
 
-    run = load_run(Path(__file__).parents[2] / f"examples/h200-anchor-a/runs/steps-bound_llama-{model}_paged__anchor-a")
+    run = load_run(Path(__file__).parents[2] / f"examples/h200-anchor-a/runs/{name}_paged__anchor-a")
     roof = run.summary["roofline"]
     ceilings = Ceilings(roof["ceilings"]["bw_bytes_per_s"], roof["ceilings"]["flops_per_s"], "run")
     shape = ModelShape.from_config(run.manifest["model"]["config"])
