@@ -7,14 +7,16 @@ and decode-only steps by how many requests they decode (a draining batch ends in
 steps). For each group: its steps, the positions they computed, the wall time they took, the
 sum of their bounds (bench.roofline.steps_bound, with the run's own ceilings) and the ratio.
 A step's wall time is the interval between the moments its tokens and the previous step's
-reached the host. With async scheduling (the default) step k's tokens arrive at the end of the
-engine's step() call k + 1, which launches step k + 1 before it waits for step k; without it,
-or on a CPU, where launching a step runs it, at the end of call k. In a loop the device keeps busy, that interval is one device step, and
-the intervals add up to the run. A step of more kernels than the launch queue holds (a
-padded engine's prefill, several forwards of 16,384 positions) blocks the host while it runs,
-and part of its time then falls on a neighbouring step: on the H200 `naive` and `static`
-showed their prompt steps above 100% of their bound. Group totals of such runs are shifted by
-a step at each phase change; the whole run's are not.
+reached the host. With async scheduling (the default) step k's tokens arrive at the end of
+the engine's step() call k + 1, which launches step k + 1 before it waits for step k; without
+it, or on a CPU, where launching a step runs it, at the end of call k. In a loop that keeps
+the device busy, that interval is one device step, and the intervals add up to the run.
+
+A step of more kernels than the launch queue holds (a padded engine's prefill, several
+forwards of 16,384 positions) blocks the host while it runs, and part of its time then falls
+on a neighbouring step: on the H200 `naive` and `static` showed their prompt steps above 100%
+of their bound. Group totals of such runs are shifted by a step at each phase change; the
+whole run's are not.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ import numpy as np
 from bench.results import load_run
 from bench.roofline import Ceilings, ModelShape, dtype_bytes, steps_bound
 
+POSITIONS = ["prefill_tokens", "decode_tokens", "padded_tokens", "wasted_decode_tokens"]
 GROUPS = [
     ("prompt steps", lambda s: s.prefill_tokens > 0),
     ("decode, 200+ requests", lambda s: (s.prefill_tokens == 0) & (s.decode_tokens >= 200)),
@@ -59,13 +62,11 @@ def phases(path: str) -> list[dict]:
         wall = float(group["wall_s"].sum())
         rows.append({
             "run": run.label, "group": name, "steps": len(group),
-            "positions": int(group[["prefill_tokens", "decode_tokens", "padded_tokens",
-                                    "wasted_decode_tokens"]].to_numpy().sum()),
+            "positions": int(group[POSITIONS].to_numpy().sum()),
             "wall_s": wall, "bound_s": None if bound is None else bound["t_min_s"],
             "compute_bound_steps": None if bound is None else bound["compute_bound_steps"],
         })
-    rows.append({"run": run.label, "group": "whole run (W)", "steps": int((steps[[
-        "prefill_tokens", "decode_tokens", "padded_tokens", "wasted_decode_tokens"]].sum(axis=1) > 0).sum()),
+    rows.append({"run": run.label, "group": "whole run (W)", "steps": int((steps[POSITIONS].sum(axis=1) > 0).sum()),
         "positions": None, "wall_s": run.summary["duration_s"],
         "bound_s": (roof.get("steps_bound") or {}).get("t_min_s"), "compute_bound_steps": None,
         "t_min_s": roof.get("t_min_s")})

@@ -100,3 +100,22 @@ def test_the_published_h200_runs_recompute_to_their_summaries(name):
                               "steps_bound": own}, run.summary["duration_s"])
     assert redone["steps_bound"]["efficiency"] == pytest.approx(roof["steps_bound"]["efficiency"])
     assert redone["steps_bound"]["schedule_efficiency"] == pytest.approx(roof["steps_bound"]["schedule_efficiency"])
+
+
+def test_step_phases_add_up_to_the_run(tmp_path, capsys):
+    """benchmarks/step_phases.py, as the README quotes it: the groups cover every computing
+    step once, their walls add up to the run, their bounds to the run's steps' bound."""
+    import json
+    from pathlib import Path
+
+    from benchmarks.step_phases import main
+
+    run = Path(__file__).parents[2] / "examples/h200-anchor-a/runs/steps-bound_llama-8b_paged__anchor-a"
+    assert main([str(run), "--json", str(tmp_path / "phases.json")]) == 0
+    *groups, whole = json.loads((tmp_path / "phases.json").read_text())
+    assert sum(g["steps"] for g in groups) == whole["steps"] == 526
+    assert sum(g["wall_s"] for g in groups) == pytest.approx(whole["wall_s"], rel=0.01)
+    assert sum(g["bound_s"] for g in groups if g["bound_s"]) == pytest.approx(whole["bound_s"])
+    prompt = groups[0]
+    assert (prompt["group"], prompt["steps"], prompt["positions"]) == ("prompt steps", 18, 140_434)
+    assert "whole run (W)" in capsys.readouterr().out
