@@ -85,7 +85,7 @@ class DeviceSample:
 DEVICE_COLUMNS = [f.name for f in fields(DeviceSample)]
 # columns added after the format's first files: a file without them reads as all None
 DEVICE_COLUMNS_ADDED = ("power_capped",)
-STEP_COLUMNS_ADDED = ("cuda_graph", "context_tokens", "attention_pairs")
+STEP_COLUMNS_ADDED = ("cuda_graph", "context_tokens", "attention_pairs", "device_ns")
 
 
 def requests_frame(records: list[RequestRecord]) -> pd.DataFrame:

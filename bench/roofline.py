@@ -225,8 +225,10 @@ STEPS_BOUND_COLUMNS = ("prefill_tokens", "decode_tokens", "padded_tokens", "wast
 
 def steps_bound(shape: ModelShape, dtype_bytes: int, steps, ceilings: Ceilings) -> dict | None:
     """The bound of an engine's own steps (module docstring) from its steps frame
-    (steps.parquet): {t_min_s, steps, compute_bound_steps, flops, bytes}. None when the steps
-    do not count their attention: peers, older files, an engine that computed nothing."""
+    (steps.parquet): {t_min_s, steps, compute_bound_steps, flops, bytes, device_s}. None when
+    the steps do not count their attention: peers, older files, an engine that computed
+    nothing. device_s: the steps' own time on the device, summed (StepStats.device_ns), when
+    every step that computed has one; else None (a CPU)."""
     if any(c not in steps.columns or steps[c].isna().any() for c in STEPS_BOUND_COLUMNS):
         return None
 
@@ -244,12 +246,14 @@ def steps_bound(shape: ModelShape, dtype_bytes: int, steps, ceilings: Ceilings) 
     nbytes = (shape.matmul_params * dtype_bytes * computed
               + kv_token_bytes * (column("context_tokens") + positions))
     t_compute, t_memory = flops / ceilings.flops_per_s, nbytes / ceilings.bw_bytes_per_s
+    device = steps["device_ns"][computed] if "device_ns" in steps.columns else None
     return {
         "t_min_s": float(np.maximum(t_compute, t_memory).sum()),
         "steps": int(computed.sum()),
         "compute_bound_steps": int((computed & (t_compute >= t_memory)).sum()),
         "flops": float(flops.sum()),
         "bytes": float(nbytes.sum()),
+        "device_s": float(device.sum()) / 1e9 if device is not None and device.notna().all() else None,
     }
 
 
@@ -265,6 +269,12 @@ def with_efficiency(bound: dict, t_measured_s: float | None) -> dict:
     out = {**bound, "efficiency": efficiency(bound["t_min_s"])}
     if bound.get("steps_bound"):
         own = bound["steps_bound"]
-        out["steps_bound"] = {**own, "efficiency": efficiency(own["t_min_s"]),
-                              "schedule_efficiency": bound["t_min_s"] / own["t_min_s"]}
+        device_s = own.get("device_s")
+        out["steps_bound"] = {
+            **own, "efficiency": efficiency(own["t_min_s"]),
+            "schedule_efficiency": bound["t_min_s"] / own["t_min_s"],
+            # the steps' bound over their time on the device: the kernels alone, without the
+            # time the device sat idle between steps waiting for the host
+            "kernel_efficiency": own["t_min_s"] / device_s if device_s else None,
+        }
     return out

@@ -48,6 +48,16 @@ def pack_to_device(arrays: list[np.ndarray], dtype, device: torch.device) -> lis
     return [v[:n] for v, n in zip(views, sizes)]
 
 
+def stream_event(device: torch.device) -> torch.cuda.Event | None:
+    """An event recorded now on the device's current stream, timing enabled (None on a CPU).
+    Recorded before a step's first copy or kernel, it times the step (HostTokens.device_ns)."""
+    if torch.device(device).type != "cuda":
+        return None
+    event = torch.cuda.Event(enable_timing=True)
+    event.record()
+    return event
+
+
 @dataclass
 class HostTokens:
     """A step's sampled tokens on their way to the host: the copy is queued behind the step,
@@ -60,14 +70,19 @@ class HostTokens:
     @classmethod
     def start(cls, tokens: torch.Tensor) -> "HostTokens":
         if tokens.device.type != "cuda":
-            return cls(tokens, tokens, None)
+            return cls(tokens, tokens, stream_event(tokens.device))  # None: nothing to wait for
         host = torch.empty(tokens.shape, dtype=tokens.dtype, pin_memory=True)
         host.copy_(tokens, non_blocking=True)
-        done = torch.cuda.Event()
-        done.record()
-        return cls(tokens, host, done)
+        return cls(tokens, host, stream_event(tokens.device))
 
     def wait(self) -> list[int]:
         if self.done is not None:
             self.done.synchronize()
         return self.host.tolist()
+
+    def device_ns(self, started: torch.cuda.Event | None) -> int | None:
+        """Device time from `started` to these tokens being on the host, once `wait` has
+        returned: the step's own work, without the idle time before it."""
+        if started is None or self.done is None:
+            return None
+        return round(started.elapsed_time(self.done) * 1e6)  # elapsed_time is in ms

@@ -88,6 +88,9 @@ class LLMEngine:
             cuda_graph=None if launched is None else launched.graph,
             **counts,
         )
+        if launched is not None:
+            launched.stats = stats  # its device time, once its tokens are resolved
+            stats.device_ns = launched.device_ns  # resolved already without async scheduling
         return StepOutput(events, stats)
 
     def has_unfinished(self) -> bool:
@@ -143,6 +146,9 @@ class LLMEngine:
     def _resolve(self, launched: Launched) -> list[TokenEvent]:
         """The launched step's tokens on the host: fill them in, emit them, stop sequences."""
         tokens = launched.tokens.wait()
+        launched.device_ns = launched.tokens.device_ns(launched.started)
+        if launched.stats is not None:
+            launched.stats.device_ns = launched.device_ns
         events = []
         for seq, index, row in launched.pending:
             if self._seqs.get(seq.id) is not seq:

@@ -11,12 +11,13 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from engines.api import StepStats
 from engines.attention.metadata import AttentionMetadata
 from engines.core.plan import Chunk, StepPlan
 from engines.core.sampling import SamplingBatch, sample
 from engines.kv.base import KVStorage
 from engines.model.llama import CausalLM
-from engines.transfer import HostTokens, pack_to_device
+from engines.transfer import HostTokens, pack_to_device, stream_event
 
 PAD_TOKEN_ID = 0  # what a pad position feeds; its output is masked from every real token
 MAX_FORWARD_TOKENS = 16384  # a larger step (a padded batch's prefill) runs as several forwards
@@ -107,6 +108,11 @@ class Launched:
     tokens: HostTokens
     pending: list = field(default_factory=list)  # (sequence, index in token_ids, row), filled by the engine
     graph: bool = False  # replayed a CUDA graph (decode or mixed step) rather than launched eagerly
+    # recorded on the stream before the step's first copy or kernel: with tokens.done, the
+    # step's own time on the device (None on a CPU)
+    started: torch.cuda.Event | None = None
+    device_ns: int | None = None  # set when its tokens are resolved (engines.core.engine)
+    stats: StepStats | None = None  # which get device_ns then
 
 
 class ModelRunner:
@@ -122,17 +128,19 @@ class ModelRunner:
         """Queue a plan's forward and sampling on the device and return at once; pending
         tokens in its inputs are taken from `previous`, the step before it, on the device."""
         prev = None if previous is None else previous.tokens.device_tokens
+        started = stream_event(self.device)
         if self.graphs is not None and self.graphs.fits(plan.chunks):
             logits = self.graphs.run(plan.chunks, prev)
             tokens = sample(logits, _sampling_batch(plan.chunks, self.device))
-            return Launched(plan.chunks, HostTokens.start(tokens), graph=True)  # every decode chunk samples
+            # every decode chunk samples
+            return Launched(plan.chunks, HostTokens.start(tokens), graph=True, started=started)
         host = None
         if self.mixed_graphs is not None and sum(c.num_entries for c in plan.chunks) <= self.mixed_graphs.max_tokens:
             host = self.host_batch(plan)
             if self.mixed_graphs.fits(host):
                 logits = self.mixed_graphs.run(host, prev)
                 tokens = sample(logits, SamplingBatch.build(host.params, host.steps, self.device))
-                return Launched(host.sample_chunks, HostTokens.start(tokens), graph=True)
+                return Launched(host.sample_chunks, HostTokens.start(tokens), graph=True, started=started)
         sampled, parts = [], []
         groups = split_chunks(plan.chunks, MAX_FORWARD_TOKENS)
         for group in groups:
@@ -141,7 +149,7 @@ class ModelRunner:
             sampled += batch.sample_chunks
             parts.append(self.execute(batch))
         tokens = parts[0] if len(parts) == 1 else torch.cat(parts)
-        return Launched(sampled, HostTokens.start(tokens))
+        return Launched(sampled, HostTokens.start(tokens), started=started)
 
     def run(self, plan: StepPlan) -> tuple[list[Chunk], list[int]]:
         """Execute a plan and wait: (the chunks that sampled, their tokens on the host)."""

@@ -8,6 +8,7 @@ from reports.figstyle import new_figure, trace_name
 from reports.html import fmt_num, fmt_pct, note, table, tag
 from reports.page import Figure, Section
 from reports.runs import RunView
+from reports.sections.phases import phase_content
 
 
 def measured_s(view: RunView) -> float | None:
@@ -70,6 +71,8 @@ def section(views: list[RunView]) -> Section:
                    "bound", "TFLOP", "GB moved",
                    "ceiling BW GB/s", "ceiling TFLOP/s", "ceilings source"]
         out.add(tag("div", table(headers, rows), class_="scroll"))
+        for piece in phase_content(with_bound):
+            out.add(piece)
     if without:
         out.add(note(f"No roofline for {', '.join(without)}: it needs an offline workload, a known "
                      "model shape and measured device ceilings."))

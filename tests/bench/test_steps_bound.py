@@ -30,7 +30,9 @@ DECODE = dict(decode_tokens=2, context_tokens=10, attention_pairs=22)
 def test_each_step_bounded_alone():
     bound = steps_bound(SHAPE, 2, frame(PROMPT, DECODE, {}), CEILINGS)  # {}: a step that only collects
     assert bound == {"t_min_s": 186 + 204, "steps": 2, "compute_bound_steps": 1,
-                     "flops": 372 + 392, "bytes": 132 + 204}
+                     "flops": 372 + 392, "bytes": 132 + 204, "device_s": None}  # no device times
+    timed = frame(PROMPT, DECODE, {}).assign(device_ns=[300e9, 250e9, None])  # the collecting step has none
+    assert steps_bound(SHAPE, 2, timed, CEILINGS)["device_s"] == 550
 
 
 def test_pads_and_wasted_rows_are_computed_positions():
@@ -74,6 +76,9 @@ def test_efficiencies_multiply_to_the_roofline_efficiency():
     out = with_efficiency(bound, 4.0)
     own = out["steps_bound"]
     assert (out["efficiency"], own["efficiency"], own["schedule_efficiency"]) == (0.25, 0.625, 0.4)
+    assert own["kernel_efficiency"] is None  # no device times (a CPU)
+    timed = with_efficiency({**bound, "steps_bound": {**bound["steps_bound"], "device_s": 3.125}}, 4.0)
+    assert timed["steps_bound"]["kernel_efficiency"] == 0.8  # 2.5 s of bound in 3.125 s on the device
     assert own["efficiency"] * own["schedule_efficiency"] == pytest.approx(out["efficiency"])
     assert with_efficiency(bound, None)["steps_bound"]["efficiency"] is None
     assert "efficiency" not in bound["steps_bound"]  # not modified in place
@@ -103,8 +108,9 @@ def test_the_published_h200_runs_recompute_to_their_summaries(name):
 
 
 def test_step_phases_add_up_to_the_run(tmp_path, capsys):
-    """benchmarks/step_phases.py, as the README quotes it: the groups cover every computing
-    step once, their walls add up to the run, their bounds to the run's steps' bound."""
+    """benchmarks/step_phases.py, as the README quotes it, on a run from before the device
+    times: the phases cover every computing step once, their host-measured times add up to
+    the run, their bounds to the run's steps' bound."""
     import json
     from pathlib import Path
 
@@ -112,10 +118,11 @@ def test_step_phases_add_up_to_the_run(tmp_path, capsys):
 
     run = Path(__file__).parents[2] / "examples/h200-anchor-a/runs/steps-bound_llama-8b_paged__anchor-a"
     assert main([str(run), "--json", str(tmp_path / "phases.json")]) == 0
-    *groups, whole = json.loads((tmp_path / "phases.json").read_text())
-    assert sum(g["steps"] for g in groups) == whole["steps"] == 526
-    assert sum(g["wall_s"] for g in groups) == pytest.approx(whole["wall_s"], rel=0.01)
-    assert sum(g["bound_s"] for g in groups if g["bound_s"]) == pytest.approx(whole["bound_s"])
-    prompt = groups[0]
-    assert (prompt["group"], prompt["steps"], prompt["positions"]) == ("prompt steps", 18, 140_434)
+    *phases, whole = json.loads((tmp_path / "phases.json").read_text())
+    assert sum(p["steps"] for p in phases) == whole["steps"] == 526
+    assert sum(p["time_s"] for p in phases) == pytest.approx(whole["time_s"], rel=0.01)
+    assert sum(p["bound_s"] for p in phases) == pytest.approx(whole["bound_s"])
+    prompt = phases[0]
+    assert (prompt["phase"], prompt["steps"], prompt["positions"]) == ("prompt steps", 18, 140_434)
+    assert {p["time_source"] for p in phases} == {"host"}
     assert "whole run (W)" in capsys.readouterr().out

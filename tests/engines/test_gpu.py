@@ -88,6 +88,25 @@ def test_launching_a_step_does_not_wait_for_the_device():
     engine.close()
 
 
+def test_step_device_time_is_the_steps_own():
+    """StepStats.device_ns times a step's own work on the device (CUDA events): a half-second
+    kernel queued ahead of a step is not in its time, though the host waits for it."""
+    engine = create_engine("paged", model="tiny", device="cuda", dtype="bfloat16", max_batch=8)
+    for r in random_requests(8, seed=1, vocab=2048, prompt=(20, 40), output=(30, 30)):
+        engine.add_request(r)
+    stats = [engine.step().stats for _ in range(4)]
+    torch.cuda.synchronize()
+    torch.cuda._sleep(1_000_000_000)  # about half a second of GPU time, ahead of the next step
+    behind_sleep = engine.step().stats
+    while engine.has_unfinished():
+        stats.append(engine.step().stats)
+    computed = [s for s in stats + [behind_sleep] if s.prefill_tokens + s.decode_tokens]
+    assert all(s.device_ns is not None and 0 < s.device_ns < 100_000_000 for s in computed), \
+        [s.device_ns for s in computed]
+    assert behind_sleep.device_ns < 50_000_000  # the sleep is not the step's
+    engine.close()
+
+
 def test_batch_invariant_engines_agree_in_bf16():
     """With batch_invariant=True a token's logits do not depend on its batch: the padded
     engine and the paged one, which batch every request differently, give the same bf16
