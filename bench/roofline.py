@@ -227,8 +227,8 @@ def steps_bound(shape: ModelShape, dtype_bytes: int, steps, ceilings: Ceilings) 
     """The bound of an engine's own steps (module docstring) from its steps frame
     (steps.parquet): {t_min_s, steps, compute_bound_steps, flops, bytes, device_s}. None when
     the steps do not count their attention: peers, older files, an engine that computed
-    nothing. device_s: the steps' own time on the device, summed (StepStats.device_ns), when
-    every step that computed has one; else None (a CPU)."""
+    nothing. device_s: the steps' time on the device, summed (StepStats.device_ns), when every
+    step that computed has one; else None (a CPU)."""
     if any(c not in steps.columns or steps[c].isna().any() for c in STEPS_BOUND_COLUMNS):
         return None
 
@@ -269,12 +269,6 @@ def with_efficiency(bound: dict, t_measured_s: float | None) -> dict:
     out = {**bound, "efficiency": efficiency(bound["t_min_s"])}
     if bound.get("steps_bound"):
         own = bound["steps_bound"]
-        device_s = own.get("device_s")
-        out["steps_bound"] = {
-            **own, "efficiency": efficiency(own["t_min_s"]),
-            "schedule_efficiency": bound["t_min_s"] / own["t_min_s"],
-            # the steps' bound over their time on the device: the kernels alone, without the
-            # time the device sat idle between steps waiting for the host
-            "kernel_efficiency": own["t_min_s"] / device_s if device_s else None,
-        }
+        out["steps_bound"] = {**own, "efficiency": efficiency(own["t_min_s"]),
+                              "schedule_efficiency": bound["t_min_s"] / own["t_min_s"]}
     return out

@@ -54,10 +54,12 @@ class StepStats:
     # the step's forward replayed a captured CUDA graph (False: launched eagerly, kernel by
     # kernel); None when the step computed nothing or the engine cannot tell (peers)
     cuda_graph: bool | None = None
-    # the step's own time on the device, from before its first copy to its tokens' copy to
-    # the host (CUDA events; idle time before it excluded). Known only once its tokens are on
-    # the host: with async scheduling the engine fills it in on this object one step() call
-    # later. None on a CPU, for peers, and for a step that computed nothing.
+    # the step's time on the device (CUDA events): from a marker queued as the host starts
+    # launching it to its tokens' copy to the host. Its kernels, and any wait for the host to
+    # finish queuing them; not the device's idle time before the host began the step, nor
+    # the previous step's work. Known once its tokens are on the host: with async scheduling
+    # the engine fills it in on this object one step() call later. None on a CPU, for
+    # peers, and for a step that computed nothing.
     device_ns: int | None = None
 
     @classmethod

@@ -48,12 +48,12 @@ def pack_to_device(arrays: list[np.ndarray], dtype, device: torch.device) -> lis
     return [v[:n] for v, n in zip(views, sizes)]
 
 
-def stream_event(device: torch.device) -> torch.cuda.Event | None:
-    """An event recorded now on the device's current stream, timing enabled (None on a CPU).
-    Recorded before a step's first copy or kernel, it times the step (HostTokens.device_ns)."""
+def stream_event(device: torch.device, timing: bool = True) -> torch.cuda.Event | None:
+    """An event recorded now on the device's current stream (None on a CPU). With timing,
+    recorded before a step's first copy or kernel, it times the step (HostTokens.device_ns)."""
     if torch.device(device).type != "cuda":
         return None
-    event = torch.cuda.Event(enable_timing=True)
+    event = torch.cuda.Event(enable_timing=timing)
     event.record()
     return event
 
@@ -68,12 +68,13 @@ class HostTokens:
     done: torch.cuda.Event | None
 
     @classmethod
-    def start(cls, tokens: torch.Tensor) -> "HostTokens":
+    def start(cls, tokens: torch.Tensor, timing: bool = False) -> "HostTokens":
+        """timing: the done event can time the step (device_ns); without, it costs less."""
         if tokens.device.type != "cuda":
-            return cls(tokens, tokens, stream_event(tokens.device))  # None: nothing to wait for
+            return cls(tokens, tokens, stream_event(tokens.device, timing))  # None: nothing to wait for
         host = torch.empty(tokens.shape, dtype=tokens.dtype, pin_memory=True)
         host.copy_(tokens, non_blocking=True)
-        return cls(tokens, host, stream_event(tokens.device))
+        return cls(tokens, host, stream_event(tokens.device, timing))
 
     def wait(self) -> list[int]:
         if self.done is not None:
@@ -82,7 +83,7 @@ class HostTokens:
 
     def device_ns(self, started: torch.cuda.Event | None) -> int | None:
         """Device time from `started` to these tokens being on the host, once `wait` has
-        returned: the step's own work, without the idle time before it."""
+        returned: the step's work, without the device's idle time before `started`."""
         if started is None or self.done is None:
             return None
         return round(started.elapsed_time(self.done) * 1e6)  # elapsed_time is in ms

@@ -5,8 +5,8 @@ and decode-only steps by how many requests they decode: a draining batch ends in
 that read every weight for a few tokens. For each phase: its steps, the positions they
 computed, their time and the sum of their bounds (bench.roofline.steps_bound).
 
-A step's time is its own time on the device (`device_ns`, CUDA events around its work) where
-the engine measured it. Without it (a CPU, files from before the column) it is the interval
+A step's time is its time on the device (`device_ns`: CUDA events from a marker queued as the
+host starts launching it to its tokens' copy) where the engine measured it. Without it (a CPU, files from before the column) it is the interval
 between the moments the step's tokens and the previous step's reached the host: at the end of
 the engine's step() call k + 1 for step k with async scheduling on a GPU (call k + 1 launches
 step k + 1 before it waits for step k), at the end of call k otherwise (on a CPU launching a

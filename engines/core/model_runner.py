@@ -108,16 +108,18 @@ class Launched:
     tokens: HostTokens
     pending: list = field(default_factory=list)  # (sequence, index in token_ids, row), filled by the engine
     graph: bool = False  # replayed a CUDA graph (decode or mixed step) rather than launched eagerly
-    # recorded on the stream before the step's first copy or kernel: with tokens.done, the
-    # step's own time on the device (None on a CPU)
+    # queued on the stream as the host starts launching the step, before its first copy or
+    # kernel: with tokens.done, the step's time on the device (None on a CPU)
     started: torch.cuda.Event | None = None
     device_ns: int | None = None  # set when its tokens are resolved (engines.core.engine)
     stats: StepStats | None = None  # which get device_ns then
 
 
 class ModelRunner:
-    def __init__(self, model: CausalLM, storage: KVStorage, device: torch.device, graphs=None, mixed_graphs=None):
+    def __init__(self, model: CausalLM, storage: KVStorage, device: torch.device, graphs=None, mixed_graphs=None,
+                 step_timing: bool = True):
         self.model = model
+        self.step_timing = step_timing  # time each step on the device (Launched.started)
         self.storage = storage
         self.device = device
         self.block_size = storage.block_size
@@ -128,19 +130,20 @@ class ModelRunner:
         """Queue a plan's forward and sampling on the device and return at once; pending
         tokens in its inputs are taken from `previous`, the step before it, on the device."""
         prev = None if previous is None else previous.tokens.device_tokens
-        started = stream_event(self.device)
+        timing = self.step_timing
+        started = stream_event(self.device) if timing else None
         if self.graphs is not None and self.graphs.fits(plan.chunks):
             logits = self.graphs.run(plan.chunks, prev)
             tokens = sample(logits, _sampling_batch(plan.chunks, self.device))
             # every decode chunk samples
-            return Launched(plan.chunks, HostTokens.start(tokens), graph=True, started=started)
+            return Launched(plan.chunks, HostTokens.start(tokens, timing), graph=True, started=started)
         host = None
         if self.mixed_graphs is not None and sum(c.num_entries for c in plan.chunks) <= self.mixed_graphs.max_tokens:
             host = self.host_batch(plan)
             if self.mixed_graphs.fits(host):
                 logits = self.mixed_graphs.run(host, prev)
                 tokens = sample(logits, SamplingBatch.build(host.params, host.steps, self.device))
-                return Launched(host.sample_chunks, HostTokens.start(tokens), graph=True, started=started)
+                return Launched(host.sample_chunks, HostTokens.start(tokens, timing), graph=True, started=started)
         sampled, parts = [], []
         groups = split_chunks(plan.chunks, MAX_FORWARD_TOKENS)
         for group in groups:
@@ -149,7 +152,7 @@ class ModelRunner:
             sampled += batch.sample_chunks
             parts.append(self.execute(batch))
         tokens = parts[0] if len(parts) == 1 else torch.cat(parts)
-        return Launched(sampled, HostTokens.start(tokens), started=started)
+        return Launched(sampled, HostTokens.start(tokens, timing), started=started)
 
     def run(self, plan: StepPlan) -> tuple[list[Chunk], list[int]]:
         """Execute a plan and wait: (the chunks that sampled, their tokens on the host)."""

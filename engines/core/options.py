@@ -39,6 +39,8 @@ class EngineOptions:
     batch_invariant: matrix products and attention whose result for a token does not depend
         on what else is in the batch (fixed reduction order): engines then agree token for
         token in bf16 too, at some speed.
+    step_timing: time each step on the device with CUDA events (StepStats.device_ns), for the
+        report's phase by phase breakdown; off, the phases are timed from the host.
     """
 
     max_batch: int | None = None
@@ -53,6 +55,7 @@ class EngineOptions:
     mixed_graph_tokens: int = 2048
     async_scheduling: bool = True
     batch_invariant: bool = False
+    step_timing: bool = True
 
     @classmethod
     def from_kwargs(cls, engine: str, kwargs: dict) -> "EngineOptions":
@@ -79,6 +82,7 @@ class ResolvedOptions:
     async_scheduling: bool = True
     batch_invariant: bool = False
     mixed_graph_tokens: int = 0
+    step_timing: bool = True
 
     @property
     def kv_tokens(self) -> int:
@@ -165,4 +169,5 @@ def resolve(
         async_scheduling=bool(opts.async_scheduling),
         batch_invariant=bool(opts.batch_invariant),
         mixed_graph_tokens=min(opts.mixed_graph_tokens, token_budget) if opts.cuda_graphs else 0,
+        step_timing=bool(opts.step_timing),
     )

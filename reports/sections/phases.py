@@ -43,8 +43,9 @@ def phase_content(views: list[RunView]) -> list:
                          fmt_pct(p["bound_s"] / p["time_s"] if p["bound_s"] and p["time_s"] else None)])
     sources = {((v.block("roofline") or {}).get("steps_bound") or {}).get("time_source") for v in with_phases}
     if sources == {"device"}:
-        timing = ("Step times: each step's own time on the device (CUDA events); the device's idle "
-                  "time between steps is in no phase.")
+        timing = ("Step times: each step's time on the device (CUDA events, from a marker queued as "
+                  "the host starts launching it to its tokens); the device's idle time before the "
+                  "host begins a step is in no phase.")
     else:
         timing = ("Step times: intervals between the steps' tokens reaching the host where no device "
                   "times were recorded (a CPU, older files); a step that blocks the host while it "

@@ -27,7 +27,7 @@ def fake_token(request_id: str, index: int) -> int:
 class FakeRunner(ModelRunner):
     def __init__(self, options: ResolvedOptions):
         storage = KVStorage(1, options.num_blocks, options.block_size, 1, 1, torch.float32, torch.device("cpu"))
-        super().__init__(model=None, storage=storage, device=torch.device("cpu"))
+        super().__init__(model=None, storage=storage, device=torch.device("cpu"), step_timing=options.step_timing)
         self.options = options
         self.max_tokens_seen = 0
 

@@ -42,13 +42,27 @@ def drive(engine):
 @pytest.mark.parametrize("name", ["naive", "paged"])
 def test_each_step_gets_its_own_device_time(monkeypatch, name, async_scheduling):
     counter = itertools.count()
-    fake = lambda device: FakeEvent(next(counter))  # noqa: E731
+    fake = lambda device, timing=True: FakeEvent(next(counter))  # noqa: E731
     monkeypatch.setattr(engines.core.model_runner, "stream_event", fake)
     monkeypatch.setattr(engines.transfer, "stream_event", fake)
     stats = drive(fake_engine(name, async_scheduling=async_scheduling))
     computed = [s for s in stats if s.prefill_tokens + s.decode_tokens + s.wasted_decode_tokens]
     assert [s.device_ns for s in computed] == [(4 * k + 1) * 1_000_000 for k in range(len(computed))]
     assert all(s.device_ns is None for s in stats if s not in computed)  # the collecting step
+
+
+def test_without_step_timing_no_step_is_timed(monkeypatch):
+    timed = []
+
+    def fake(device, timing=True):
+        timed.append(timing)
+        return FakeEvent(len(timed))
+
+    monkeypatch.setattr(engines.core.model_runner, "stream_event", fake)
+    monkeypatch.setattr(engines.transfer, "stream_event", fake)
+    stats = drive(fake_engine("paged", step_timing=False))
+    assert all(s.device_ns is None for s in stats)
+    assert timed and not any(timed)  # only the untimed events the tokens wait on
 
 
 def test_a_cpu_step_has_no_device_time():

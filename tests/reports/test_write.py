@@ -304,7 +304,7 @@ def test_phases_are_drawn_stacked_beside_their_bound(make_run):
               {"phase": "decode, 1-49", "steps": 106, "positions": 2257, "time_s": 0.5, "bound_s": 0.25}]
     own = {"t_min_s": 1.05, "efficiency": 0.7, "schedule_efficiency": 0.48, "steps": 124,
            "compute_bound_steps": 18, "flops": 1e12, "bytes": 3e12, "device_s": 1.5,
-           "kernel_efficiency": 0.7, "time_source": "device", "phases": phases}
+           "time_source": "device", "phases": phases}
     with_phases = make_run("paged", summary_extra={"roofline": {**roofline, "steps_bound": own}})
     older = make_run("continuous", seed=1, summary_extra={"roofline": roofline})  # no steps' bound
     page = render_report([with_phases, older])
@@ -314,5 +314,5 @@ def test_phases_are_drawn_stacked_beside_their_bound(make_run):
     assert [t["name"] for t in bars["data"]] == ["prompt steps", "decode, 1-49"]
     assert [list(values(t["y"])) for t in bars["data"]] == [[1.0, 0.8], [0.5, 0.25]]  # measured, bound
     assert "<td>paged</td><td>decode, 1-49</td><td>106</td><td>2,257</td><td>0.500</td><td>0.250</td><td>50.0 %</td>" in page
-    assert "each step&#x27;s own time on the device" in page or "each step's own time on the device" in page
+    assert "each step&#x27;s time on the device" in page or "each step's time on the device" in page
     assert "<td>continuous</td><td>prompt steps</td>" not in page
