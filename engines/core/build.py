@@ -120,5 +120,5 @@ def build_engine(
         resolved.cuda_graphs = False
         resolved.mixed_graph_tokens = 0
     info = {"name": name, "kind": "in-repo", "options": resolved.describe(), "model": model_info}
-    runner = ModelRunner(net, storage, weights.device, graphs, mixed_graphs, step_timing=options.step_timing)
+    runner = ModelRunner(net, storage, weights.device, graphs, mixed_graphs, step_timing=resolved.step_timing)
     return LLMEngine(name, policy, runner, config.vocab_size, info)
