@@ -82,7 +82,8 @@ def test_efficiencies_multiply_to_the_roofline_efficiency():
     assert with_efficiency({**bound, "steps_bound": None}, 4.0)["steps_bound"] is None
 
 
-@pytest.mark.parametrize("name", ["steps-bound_llama-8b", "steps-bound_llama-1b", "steps-bound-repeat_llama-8b"])
+@pytest.mark.parametrize("name", ["steps-bound_llama-8b", "steps-bound_llama-1b", "steps-bound-repeat_llama-8b",
+                                  "device-timed_llama-8b", "device-timed_llama-1b"])
 def test_the_published_h200_runs_recompute_to_their_summaries(name):
     """The README's split of the roofline for paged on the H200 comes from these runs: the
     bound recomputed from their steps.parquet with today's code is the one they published."""
@@ -123,3 +124,18 @@ def test_step_phases_add_up_to_the_run(tmp_path, capsys):
     assert (prompt["phase"], prompt["steps"], prompt["positions"]) == ("prompt steps", 18, 140_434)
     assert {p["time_source"] for p in phases} == {"host"}
     assert "whole run (W)" in capsys.readouterr().out
+
+
+def test_device_timed_phases_add_up_to_the_device_time():
+    """With step timing, each phase's time is its steps' own device time: the phases add up
+    to the time the device spent in steps, which the run's window W contains."""
+    from pathlib import Path
+
+    from bench.results import load_run
+
+    run = load_run(Path(__file__).parents[2] / "examples/h200-anchor-a/runs/device-timed_llama-8b_paged__anchor-a")
+    own = run.summary["roofline"]["steps_bound"]
+    assert own["time_source"] == "device"
+    assert sum(p["time_s"] for p in own["phases"]) == pytest.approx(own["device_s"])
+    assert own["device_s"] <= run.summary["duration_s"]
+    assert run.steps["device_ns"].notna().sum() == own["steps"] == 526
