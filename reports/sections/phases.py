@@ -4,6 +4,7 @@ roofline section shows it under its own figure."""
 
 from __future__ import annotations
 
+from bench.metrics.phases import PHASES
 from reports.figstyle import new_figure, trace_name
 from reports.html import fmt_num, fmt_pct, note, table, tag
 from reports.page import Figure
@@ -20,13 +21,14 @@ def _phases(view: RunView) -> list[dict]:
 
 def phase_content(views: list[RunView]) -> list:
     """The figure, a table and a note on where the times came from; [] when no run has phases
-    (peers, CPU-less summaries from before them)."""
+    (peers, summaries from before them)."""
     with_phases = [v for v in views if _phases(v)]
     if not with_phases:
         return []
     names = [n for v in with_phases for n in (trace_name(v.name), trace_name(v.name))]
     kinds = [k for _ in with_phases for k in ("measured", "bound")]
-    order = [p["phase"] for p in _phases(max(with_phases, key=lambda v: len(_phases(v))))]
+    present = {p["phase"] for v in with_phases for p in _phases(v)}
+    order = [name for name, _ in PHASES if name in present]
     figure = new_figure("Where the time went, phase by phase", "run", "seconds", height=420)
     for phase, color in zip(order, PHASE_COLORS):
         values = []

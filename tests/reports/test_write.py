@@ -316,3 +316,23 @@ def test_phases_are_drawn_stacked_beside_their_bound(make_run):
     assert "<td>paged</td><td>decode, 1-49</td><td>106</td><td>2,257</td><td>0.500</td><td>0.250</td><td>50.0 %</td>" in page
     assert "each step&#x27;s time on the device" in page or "each step's time on the device" in page
     assert "<td>continuous</td><td>prompt steps</td>" not in page
+
+
+def test_every_phase_of_any_run_is_drawn(make_run):
+    """Runs with different phases (a padded engine never decodes 200+ requests at once): each
+    phase is drawn once, in the ladder's order, with a gap where a run has none of it."""
+    def run(label, names, seed):
+        phases = [{"phase": n, "steps": 1, "positions": 10, "time_s": 1.0, "bound_s": 0.5} for n in names]
+        own = {"t_min_s": 1.0, "efficiency": 0.5, "schedule_efficiency": 0.5, "steps": 2, "compute_bound_steps": 1,
+               "flops": 1.0, "bytes": 1.0, "device_s": None, "time_source": "host", "phases": phases}
+        roofline = {"t_min_s": 0.5, "bound": "compute", "flops": 1.0, "bytes": 1.0, "efficiency": 0.25,
+                    "ceilings": {"bw_bytes_per_s": 1.0, "flops_per_s": 1.0, "source": "user"}, "steps_bound": own}
+        return make_run(label, seed=seed, summary_extra={"roofline": roofline})
+
+    page = render_report([run("naive", ["prompt steps", "decode, 1-49"], 0),
+                          run("paged", ["prompt steps", "decode, 200+ requests"], 1)])
+    bars = next(s for s in figure_specs(page).values()
+                if s["layout"]["title"]["text"] == "Where the time went, phase by phase")
+    assert [t["name"] for t in bars["data"]] == ["prompt steps", "decode, 200+ requests", "decode, 1-49"]
+    assert np.isnan(values(bars["data"][1]["y"])).tolist() == [True, True, False, False]  # naive has none
+    assert "intervals between the steps" in page
