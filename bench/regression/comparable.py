@@ -10,7 +10,9 @@
 
 Left out on purpose: hostname, OS kernel, Python patch level, memory size and GPU driver
 change between CI runners of the same kind without changing the hardware; the model path
-changes between checkouts; git commit is what a comparison is for.
+changes between checkouts; git commit is what a comparison is for; engine options that change
+how a run is observed and not what it computes (OBSERVATION_OPTIONS), so that a baseline
+recorded before such an option existed, or with it set otherwise, stays comparable.
 """
 
 from __future__ import annotations
@@ -28,6 +30,8 @@ EXPERIMENT_KEYS = (
     "engine.name",
     "engine.options",
 )
+# step_timing: CUDA events around each step (StepStats.device_ns); no measurable cost
+OBSERVATION_OPTIONS = ("engine.options.step_timing",)
 ENVIRONMENT_KEYS = (
     "harness.version",
     "machine.cpu",
@@ -73,7 +77,10 @@ def _flat(manifest: dict, keys: tuple[str, ...]) -> dict:
 
 
 def identity_of(manifest: dict) -> Identity:
-    return Identity(_flat(manifest, EXPERIMENT_KEYS), _flat(manifest, ENVIRONMENT_KEYS))
+    experiment = _flat(manifest, EXPERIMENT_KEYS)
+    for key in OBSERVATION_OPTIONS:
+        experiment.pop(key, None)
+    return Identity(experiment, _flat(manifest, ENVIRONMENT_KEYS))
 
 
 def _show(value) -> str:

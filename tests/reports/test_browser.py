@@ -27,13 +27,21 @@ def test_every_figure_draws_without_errors(ladder, make_run, tmp_path):
     sweep = [make_run("paged", workload="poisson", seed=20 + i,
                       sweep={"name": "rates", "variable": "rate", "value": r}) for i, r in enumerate((1, 2, 4))]
     roofline = {"t_min_s": 0.5, "bound": "memory", "flops": 2e12, "bytes": 4e12, "efficiency": 0.25,
-                "ceilings": {"bw_bytes_per_s": 4.2e12, "flops_per_s": 8e14, "source": "measured"}}
+                "ceilings": {"bw_bytes_per_s": 4.2e12, "flops_per_s": 8e14, "source": "measured"},
+                "steps_bound": {"t_min_s": 1.0, "efficiency": 0.5, "schedule_efficiency": 0.5, "steps": 3,
+                                "compute_bound_steps": 1, "flops": 1e12, "bytes": 3e12, "device_s": 1.9,
+                                "time_source": "device",
+                                "phases": [{"phase": "prompt steps", "steps": 1, "positions": 100,
+                                            "time_s": 1.2, "bound_s": 0.7},
+                                           {"phase": "decode, 1-49", "steps": 2, "positions": 6,
+                                            "time_s": 0.7, "bound_s": 0.3}]}}
     ladder[3].summary["roofline"] = roofline
     ladder[3].summary["slo"] = {"ttft_ms": 120, "tpot_ms": None, "e2e_ms": None}
     ladder[3].summary["goodput_req_per_s"] = 20.5
     page = render_report(ladder + sweep, verdict={"markdown": "ok", "rows": [{"metric": "x", "mark": "better"}]})
     expected = _expected_figures(page)
-    assert expected == 4 + 4 + 2 + 1 + 1 + 7  # CDFs, bars with goodput, sweeps, waste, roofline, timelines
+    # CDFs, bars with goodput, sweeps, waste, roofline and its phases, timelines
+    assert expected == 4 + 4 + 2 + 1 + 2 + 7
     drawn = open_in_chromium(page, tmp_path)
     assert json.loads(drawn.status["data-errors"]) == []
     assert drawn.status["data-done"] == "true"

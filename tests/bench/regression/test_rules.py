@@ -136,6 +136,11 @@ def test_what_makes_runs_incomparable():
     assert differences(base.experiment, added.experiment) == [
         "engine.options.prefix_caching: None (baseline) vs True (current)"
     ]
+    # how a run is observed is not what it computes: a baseline from before step timing, or
+    # with it off, compares with a run that times its steps
+    for timing in (True, False):
+        timed = identity_of(manifest(engine__options={"block_size": 16, "max_batch": 8, "step_timing": timing}))
+        assert timed == base
 
 
 def test_spread():
