@@ -36,7 +36,7 @@ def phase_content(views: list[RunView]) -> list:
             row = next((p for p in _phases(v) if p["phase"] == phase), None)
             values += [None, None] if row is None else [row["time_s"], row["bound_s"]]
         figure.add_bar(x=[names, kinds], y=values, name=phase, marker_color=color)
-    figure.update_layout(barmode="stack")
+    figure.update_layout(barmode="stack", legend={"traceorder": "normal"})  # prompt steps first
     rows = []
     for v in with_phases:
         for p in _phases(v):

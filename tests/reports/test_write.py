@@ -310,7 +310,7 @@ def test_phases_are_drawn_stacked_beside_their_bound(make_run):
     page = render_report([with_phases, older])
     bars = next(s for s in figure_specs(page).values()
                 if s["layout"]["title"]["text"] == "Where the time went, phase by phase")
-    assert bars["layout"]["barmode"] == "stack"
+    assert bars["layout"]["barmode"] == "stack" and bars["layout"]["legend"]["traceorder"] == "normal"
     assert [t["name"] for t in bars["data"]] == ["prompt steps", "decode, 1-49"]
     assert [list(values(t["y"])) for t in bars["data"]] == [[1.0, 0.8], [0.5, 0.25]]  # measured, bound
     assert "<td>paged</td><td>decode, 1-49</td><td>106</td><td>2,257</td><td>0.500</td><td>0.250</td><td>50.0 %</td>" in page
