@@ -86,6 +86,9 @@ DEVICE_COLUMNS = [f.name for f in fields(DeviceSample)]
 # columns added after the format's first files: a file without them reads as all None
 DEVICE_COLUMNS_ADDED = ("power_capped",)
 STEP_COLUMNS_ADDED = ("cuda_graph", "context_tokens", "attention_pairs", "device_ns")
+# the step columns that count positions a forward computed: a step with none of them only
+# collected the previous step's tokens (the last call of an async-scheduled run)
+POSITION_COLUMNS = ["prefill_tokens", "decode_tokens", "padded_tokens", "wasted_decode_tokens"]
 
 
 def requests_frame(records: list[RequestRecord]) -> pd.DataFrame:

@@ -57,13 +57,15 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
 from bench.ceilings import Ceilings, measure_ceilings
+from bench.records import POSITION_COLUMNS
 
-__all__ = ["Ceilings", "ModelShape", "dtype_bytes", "measure_ceilings", "roofline_bound", "steps_bound",
-           "with_efficiency"]
+__all__ = ["Ceilings", "ModelShape", "dtype_bytes", "measure_ceilings", "roofline_bound", "step_bounds",
+           "steps_bound", "summed_bounds", "with_efficiency"]
 
 _DTYPE_BYTES = {
     "float64": 8, "double": 8, "fp64": 8,
@@ -219,24 +221,30 @@ def roofline_bound(shape: ModelShape, dtype_bytes: int, prompt_lens, output_lens
 
 
 # the step counters (engines.api.StepStats) the bound of an engine's own steps reads
-STEPS_BOUND_COLUMNS = ("prefill_tokens", "decode_tokens", "padded_tokens", "wasted_decode_tokens",
-                       "context_tokens", "attention_pairs")
+STEPS_BOUND_COLUMNS = (*POSITION_COLUMNS, "context_tokens", "attention_pairs")
 
 
-def steps_bound(shape: ModelShape, dtype_bytes: int, steps, ceilings: Ceilings) -> dict | None:
-    """The bound of an engine's own steps (module docstring) from its steps frame
-    (steps.parquet): {t_min_s, steps, compute_bound_steps, flops, bytes, device_s}. None when
+class StepBounds(NamedTuple):
+    """Per step (0 for a step that computed nothing): its bound in seconds, whether it is
+    compute-bound, its FLOPs and its bytes."""
+
+    seconds: np.ndarray
+    compute_bound: np.ndarray
+    flops: np.ndarray
+    bytes: np.ndarray
+
+
+def step_bounds(shape: ModelShape, dtype_bytes: int, steps, ceilings: Ceilings) -> StepBounds | None:
+    """Each step's own bound (module docstring) from a steps frame (steps.parquet). None when
     the steps do not count their attention: peers, older files, an engine that computed
-    nothing. device_s: the steps' time on the device, summed (StepStats.device_ns), when every
-    step that computed has one; else None (a CPU)."""
+    nothing."""
     if any(c not in steps.columns or steps[c].isna().any() for c in STEPS_BOUND_COLUMNS):
         return None
 
     def column(name: str) -> np.ndarray:
         return steps[name].to_numpy(dtype=np.float64)  # float: FLOPs overflow int64 at scale
 
-    positions = (column("prefill_tokens") + column("decode_tokens") + column("padded_tokens")
-                 + column("wasted_decode_tokens"))
+    positions = sum(column(c) for c in POSITION_COLUMNS)
     pairs, computed = column("attention_pairs"), positions > 0
     if not computed.any() or not pairs[computed].any():
         return None
@@ -246,13 +254,28 @@ def steps_bound(shape: ModelShape, dtype_bytes: int, steps, ceilings: Ceilings) 
     nbytes = (shape.matmul_params * dtype_bytes * computed
               + kv_token_bytes * (column("context_tokens") + positions))
     t_compute, t_memory = flops / ceilings.flops_per_s, nbytes / ceilings.bw_bytes_per_s
+    return StepBounds(np.maximum(t_compute, t_memory), computed & (t_compute >= t_memory), flops, nbytes)
+
+
+def steps_bound(shape: ModelShape, dtype_bytes: int, steps, ceilings: Ceilings) -> dict | None:
+    """The bound of an engine's own steps, summed over them (summed_bounds); None where
+    step_bounds is."""
+    bounds = step_bounds(shape, dtype_bytes, steps, ceilings)
+    return None if bounds is None else summed_bounds(bounds, steps)
+
+
+def summed_bounds(bounds: StepBounds, steps) -> dict:
+    """{t_min_s, steps, compute_bound_steps, flops, bytes, device_s} over a steps frame's
+    step_bounds. device_s: the steps' time on the device, summed (StepStats.device_ns), when
+    every step that computed has one; else None (a CPU)."""
+    computed = bounds.seconds > 0  # a step that computed reads its weights: its bound is > 0
     device = steps["device_ns"][computed] if "device_ns" in steps.columns else None
     return {
-        "t_min_s": float(np.maximum(t_compute, t_memory).sum()),
+        "t_min_s": float(bounds.seconds.sum()),
         "steps": int(computed.sum()),
-        "compute_bound_steps": int((computed & (t_compute >= t_memory)).sum()),
-        "flops": float(flops.sum()),
-        "bytes": float(nbytes.sum()),
+        "compute_bound_steps": int(bounds.compute_bound.sum()),
+        "flops": float(bounds.flops.sum()),
+        "bytes": float(bounds.bytes.sum()),
         "device_s": float(device.sum()) / 1e9 if device is not None and device.notna().all() else None,
     }
 

@@ -83,7 +83,7 @@ def roofline_for(
     if not model.get("config") or not model.get("dtype"):
         return None
     from bench.metrics.phases import phase_breakdown, step_times_s
-    from bench.roofline import ModelShape, dtype_bytes, measure_ceilings, roofline_bound, steps_bound
+    from bench.roofline import ModelShape, dtype_bytes, measure_ceilings, roofline_bound, step_bounds, summed_bounds
 
     try:
         shape = ModelShape.from_config(model["config"])
@@ -97,13 +97,14 @@ def roofline_for(
             [r.max_new_tokens for r in workload.requests],
             measured,
         )
-        own = None if steps is None else steps_bound(shape, element_bytes, steps, measured)
-        if own is not None:
+        bounds = None if steps is None else step_bounds(shape, element_bytes, steps, measured)
+        own = None
+        if bounds is not None:
             on_gpu = str(model.get("device") or device or "").startswith("cuda")
             async_scheduling = bool((info.get("options") or {}).get("async_scheduling"))
             times, source = step_times_s(steps, on_gpu=on_gpu, async_scheduling=async_scheduling)
-            own = {**own, "time_source": source,
-                   "phases": phase_breakdown(steps, times, shape, element_bytes, measured)}
+            own = {**summed_bounds(bounds, steps), "time_source": source,
+                   "phases": phase_breakdown(steps, times, bounds.seconds)}
         return {**bound, "steps_bound": own}
     except (ValueError, KeyError, TypeError, RuntimeError) as e:
         # a model shape the roofline does not know is no reason to lose the run

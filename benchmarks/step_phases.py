@@ -14,7 +14,7 @@ import sys
 
 from bench.metrics.phases import phase_breakdown, step_times_s
 from bench.results import load_run
-from bench.roofline import Ceilings, ModelShape, dtype_bytes
+from bench.roofline import Ceilings, ModelShape, dtype_bytes, step_bounds
 
 
 def phases(path: str) -> list[dict]:
@@ -27,8 +27,10 @@ def phases(path: str) -> list[dict]:
         run.steps, on_gpu=str(model.get("device", "")).startswith("cuda"),
         async_scheduling=bool(run.manifest["engine"]["options"].get("async_scheduling")),
     )
-    rows = phase_breakdown(run.steps, times, ModelShape.from_config(model["config"]),
-                           dtype_bytes(model["dtype"]), ceilings)
+    bounds = step_bounds(ModelShape.from_config(model["config"]), dtype_bytes(model["dtype"]), run.steps, ceilings)
+    if bounds is None:
+        raise SystemExit(f"{path}: its steps do not count their attention (a peer, or a run from before the counters)")
+    rows = phase_breakdown(run.steps, times, bounds.seconds)
     own = roof.get("steps_bound") or {}
     whole = {"phase": "whole run (W)", "steps": own.get("steps"), "positions": None,
              "time_s": run.summary["duration_s"], "bound_s": own.get("t_min_s")}

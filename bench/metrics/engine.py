@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from bench.records import STEP_COLUMNS
+from bench.records import POSITION_COLUMNS, STEP_COLUMNS
 
 
 def padding_efficiency(prefill: int, decode: int, padded: int, wasted_decode: int) -> float | None:
@@ -63,7 +63,7 @@ def engine_summary(steps: pd.DataFrame) -> dict | None:
     return {
         # forward passes: a step that only collects the previous step's tokens (the last
         # one of an async-scheduled run) computes nothing
-        "steps": int((steps[["prefill_tokens", "decode_tokens", "padded_tokens", "wasted_decode_tokens"]].sum(axis=1) > 0).sum()),
+        "steps": int((steps[POSITION_COLUMNS].sum(axis=1) > 0).sum()),
         "prefill_tokens": total("prefill_tokens"),
         "decode_tokens": total("decode_tokens"),
         "padded_tokens": total("padded_tokens"),

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from bench.metrics.phases import phase_breakdown, step_times_s
-from bench.roofline import Ceilings, ModelShape, steps_bound
+from bench.roofline import Ceilings, ModelShape, step_bounds, steps_bound
 
 SHAPE = ModelShape(num_layers=1, hidden_size=2, num_heads=1, num_kv_heads=1, head_dim=2,
                    intermediate_size=2, vocab_size=10)
@@ -33,12 +33,14 @@ RUN = [(300, 0), (100, 250), (0, 255), (0, 120), (0, 130), (0, 60), (0, 3), (0, 
 def test_steps_fall_in_one_phase_each():
     frame = steps(RUN)
     times, source = step_times_s(frame, on_gpu=False, async_scheduling=True)
-    rows = phase_breakdown(frame, times, SHAPE, 2, CEILINGS)
+    bounds = step_bounds(SHAPE, 2, frame, CEILINGS).seconds
+    rows = phase_breakdown(frame, times, bounds)
     assert source == "host"
     assert [(r["phase"], r["steps"], r["positions"]) for r in rows] == [
         ("prompt steps", 2, 650), ("decode, 200+ requests", 1, 255), ("decode, 100-199", 2, 250),
         ("decode, 50-99", 1, 60), ("decode, 1-49", 1, 3)]  # the empty collecting step in none
     assert sum(r["bound_s"] for r in rows) == pytest.approx(steps_bound(SHAPE, 2, frame, CEILINGS)["t_min_s"])
+    assert bounds[-1] == 0  # the collecting step reads nothing
 
 
 def test_device_times_win_when_every_computing_step_has_one():
