@@ -70,6 +70,11 @@ def build_engine(
     opts = EngineOptions.from_kwargs(name, options)
     if opts.prefix_caching and name != "paged":
         raise ConfigError(f"prefix_caching needs the paged KV cache; engine {name!r} has none")
+    if opts.admission != "on-demand" and name != "paged":
+        raise ConfigError(
+            f"admission={opts.admission!r} is a paged KV cache's choice; engine {name!r} reserves its KV "
+            "memory when a request starts already"
+        )
     weights = load_weights(model, device=device, dtype=dtype, seed=seed)
     config = weights.config
     head_dim = getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads

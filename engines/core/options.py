@@ -14,6 +14,8 @@ from engines.request import ConfigError
 
 CPU_DEFAULTS = dict(max_batch=32, token_budget=512, kv_memory=1 << 30)
 GPU_DEFAULTS = dict(max_batch=256, token_budget=8192)
+QUEUE_ORDERS = ("fcfs", "lof")
+ADMISSIONS = ("on-demand", "reserve")
 GPU_KV_SHARE = 0.7  # of the memory free after weights; the rest is for activations
 DEFAULT_MAX_MODEL_LEN = 4096
 
@@ -30,6 +32,9 @@ class EngineOptions:
     max_model_len: longest prompt + output a request may have; continuous and static reserve
         this much KV per running request.
     prefix_caching: paged only: share cached prompt blocks between requests.
+    admission: paged only: "on-demand" admits a request while its prompt's blocks fit and
+        preempts when the pool runs dry; "reserve" admits one only while every running
+        request's prompt + max_new_tokens fits, so nothing is preempted.
     attention: "auto", "reference" (plain torch, any device), or a GPU kernel name.
     cuda_graphs: capture decode steps in CUDA graphs (GPU only).
     mixed_graph_tokens: with cuda_graphs, also capture steps that mix prompt chunks with
@@ -41,6 +46,10 @@ class EngineOptions:
         token in bf16 too, at some speed.
     step_timing: time each step on the device with CUDA events (StepStats.device_ns), for the
         report's phase by phase breakdown; off, the phases are timed from the host.
+    queue_order: the order waiting requests are admitted in: "fcfs" (arrival) or "lof"
+        (longest output first: largest max_new_tokens first, SGLang's schedule policy of
+        that name). With everything queued at once, lof starts the longest requests first,
+        so the run's last steps are not a few long requests decoding alone.
     """
 
     max_batch: int | None = None
@@ -56,6 +65,8 @@ class EngineOptions:
     async_scheduling: bool = True
     batch_invariant: bool = False
     step_timing: bool = True
+    queue_order: str = "fcfs"
+    admission: str = "on-demand"
 
     @classmethod
     def from_kwargs(cls, engine: str, kwargs: dict) -> "EngineOptions":
@@ -83,6 +94,8 @@ class ResolvedOptions:
     batch_invariant: bool = False
     mixed_graph_tokens: int = 0
     step_timing: bool = True
+    queue_order: str = "fcfs"
+    admission: str = "on-demand"
 
     @property
     def kv_tokens(self) -> int:
@@ -128,6 +141,10 @@ def resolve(
         _positive(name, value)
     if not isinstance(opts.mixed_graph_tokens, int) or isinstance(opts.mixed_graph_tokens, bool) or opts.mixed_graph_tokens < 0:
         raise ConfigError(f"option mixed_graph_tokens must be an integer >= 0 (0: off), got {opts.mixed_graph_tokens!r}")
+    if opts.queue_order not in QUEUE_ORDERS:
+        raise ConfigError(f"option queue_order must be one of {', '.join(QUEUE_ORDERS)}, got {opts.queue_order!r}")
+    if opts.admission not in ADMISSIONS:
+        raise ConfigError(f"option admission must be one of {', '.join(ADMISSIONS)}, got {opts.admission!r}")
     if token_budget < max_batch:
         raise ConfigError(
             f"token_budget ({token_budget}) must be >= max_batch ({max_batch}): every running "
@@ -170,4 +187,6 @@ def resolve(
         batch_invariant=bool(opts.batch_invariant),
         mixed_graph_tokens=min(opts.mixed_graph_tokens, token_budget) if opts.cuda_graphs else 0,
         step_timing=bool(opts.step_timing),
+        queue_order=opts.queue_order,
+        admission=opts.admission,
     )

@@ -5,7 +5,8 @@ One random workload per model (varied prompt and output lengths, half the prompt
 40-token prefix) is generated once by transformers, one request at a time; each engine
 configuration must reproduce it exactly, including when requests arrive while others run, when
 prompts are longer than the token budget (chunked prefill), when the paged pool is far too small
-(preemption and recompute), with prefix caching on, and with async scheduling on (the default:
+(preemption and recompute), with prefix caching on, in longest-output-first order, with
+paged admitting only what fits to the end, and with async scheduling on (the default:
 inputs taken from the previous step's tokens on the device) and off.
 """
 
@@ -29,6 +30,16 @@ CONFIGS = {
     "paged-prefix-cache": ("paged", dict(prefix_caching=True, block_size=8, token_budget=64), 2),
     "paged-prefix-cache-tiny-pool": (
         "paged", dict(prefix_caching=True, kv_tokens=192, max_model_len=192, block_size=8, token_budget=32), 1,
+    ),
+    # longest output first (every rung shares the queue), and paged admitting only what can
+    # finish without preemption
+    "static-lof": ("static", dict(max_batch=6, queue_order="lof"), 0),
+    "paged-lof-tiny-pool": (
+        "paged", dict(kv_tokens=192, max_model_len=192, block_size=8, token_budget=32, queue_order="lof"), 0,
+    ),
+    "paged-lof-reserve": (
+        "paged", dict(kv_tokens=256, max_model_len=192, block_size=8, token_budget=32, queue_order="lof",
+                      admission="reserve"), 2,
     ),
     # the step loop without async scheduling: each step resolved before the next is planned
     "naive-sync": ("naive", dict(max_batch=6, async_scheduling=False), 3),

@@ -27,6 +27,8 @@ def scenarios(draw):
         max_model_len=max_model_len,
         prefix_caching=name == "paged" and draw(st.booleans()),
         async_scheduling=draw(st.booleans()),
+        queue_order=draw(st.sampled_from(["fcfs", "lof"])),
+        admission=draw(st.sampled_from(["on-demand", "reserve"])) if name == "paged" else "on-demand",
     )
     n = draw(st.integers(1, 12))
     shared = draw(st.lists(st.integers(3, 20), min_size=0, max_size=12))  # a common prefix
@@ -74,7 +76,7 @@ def test_policies_keep_their_invariants(scenario):
             assert s.padded_tokens == s.wasted_decode_tokens == 0
         if name != "naive":
             assert s.padded_tokens == s.wasted_decode_tokens == 0
-        if name != "paged":
+        if name != "paged" or options["admission"] == "reserve":
             assert s.preemptions == 0
         assert 0 <= s.kv_tokens_used <= s.kv_tokens_reserved <= s.kv_tokens_capacity
         for ev in out.events:

@@ -8,6 +8,7 @@ are small subclasses that differ in `schedule` and in when memory is returned.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from bisect import insort
 from collections import deque
 
 from engines.core.options import ResolvedOptions
@@ -36,7 +37,10 @@ class Policy(ABC):
             )
 
     def add(self, seq: Sequence) -> None:
-        self.waiting.append(seq)
+        if self.options.queue_order == "lof":
+            insort(self.waiting, seq, key=_longest_output_first)
+        else:
+            self.waiting.append(seq)
 
     @abstractmethod
     def schedule(self) -> StepPlan:
@@ -84,3 +88,9 @@ class Policy(ABC):
     def _start(self, seq: Sequence) -> None:
         seq.status = Status.RUNNING
         self.running.append(seq)
+
+
+def _longest_output_first(seq: Sequence) -> tuple:
+    """Queue position under queue_order="lof": sequences sent back by a preemption stay in
+    front (they were admitted already), then the largest max_new_tokens, then arrival."""
+    return (seq.max_computed == 0, -seq.request.max_new_tokens, seq.order)

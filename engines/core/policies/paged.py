@@ -7,6 +7,10 @@ queue, to be recomputed from its prompt and the tokens it already produced (vLLM
 preemption). With prefix caching, a new request first shares the cached blocks its prompt
 starts with.
 
+Admission "reserve" (TGI's router does this) admits a request only while the blocks every
+running request could grow to (prompt + max_new_tokens) fit the pool: fewer run at once, but
+nothing is ever preempted, and requests still take their blocks only as tokens arrive.
+
 Waste it shows: only the partly filled last block of each request (and recomputation after
 preemptions, counted separately).
 """
@@ -22,6 +26,14 @@ from engines.kv.paged import PagedKV
 class PagedPolicy(Policy):
     name = "paged"
     kv: PagedKV
+
+    def __init__(self, options, kv):
+        super().__init__(options, kv)
+        self.reserve = options.admission == "reserve"
+        self.committed_blocks = 0  # blocks the running requests may grow to (admission "reserve")
+
+    def _blocks_at_most(self, seq: Sequence) -> int:
+        return -(-(seq.num_prompt + seq.request.max_new_tokens) // self.kv.block_size)
 
     def schedule(self) -> StepPlan:
         budget = self.options.token_budget
@@ -50,6 +62,8 @@ class PagedPolicy(Policy):
     def _admit(self, plan: StepPlan, budget: int) -> None:
         while self.waiting and budget > 0 and len(self.running) < self.options.max_batch:
             seq = self.waiting[0]
+            if self.reserve and self.committed_blocks + self._blocks_at_most(seq) > self.kv.num_blocks:
+                break
             hit = self.kv.match_prefix(seq)
             seq.num_computed = seq.cache_len = hit
             n = min(seq.num_uncomputed, budget)
@@ -63,6 +77,14 @@ class PagedPolicy(Policy):
             plan.chunks.append(Chunk(seq, n))
             budget -= n
 
+    def _start(self, seq: Sequence) -> None:
+        super()._start(seq)
+        self.committed_blocks += self._blocks_at_most(seq)
+
+    def finish(self, seq: Sequence) -> None:
+        super().finish(seq)
+        self.committed_blocks -= self._blocks_at_most(seq)
+
     def _preempt(self, seq: Sequence, plan: StepPlan) -> int:
         """Return seq's memory and queue it for recompute; give back its budget if it had
         already been given a chunk this step."""
@@ -71,6 +93,7 @@ class PagedPolicy(Policy):
             plan.chunks.remove(chunk)
             refund += chunk.num_tokens
         self.running.remove(seq)
+        self.committed_blocks -= self._blocks_at_most(seq)
         self.kv.free(seq)
         seq.num_computed = seq.cache_len = 0
         seq.status = Status.WAITING
