@@ -41,7 +41,8 @@ def explain(hf, request, expected, got) -> str:
         ("static", dict(max_batch=8)),
         ("continuous", dict(max_batch=12, token_budget=64)),
         ("paged", dict(max_batch=24, token_budget=64)),
-        ("paged", dict(max_batch=24, token_budget=64, queue_order="lof", admission="reserve", kv_tokens=1024)),
+        ("paged", dict(max_batch=24, token_budget=64, queue_order="lof", admission="reserve", kv_tokens=1024,
+                       max_model_len=320)),
         ("paged", dict(max_batch=16, kv_tokens=512, max_model_len=320, token_budget=64, prefix_caching=True)),
         # with graphs, steps mixing prompt chunks with decodes replay graphs too (by default up
         # to 2048 tokens): here they run eagerly, and here only those of 160 tokens or fewer
