@@ -139,3 +139,48 @@ def test_device_timed_phases_add_up_to_the_device_time():
     assert sum(p["time_s"] for p in own["phases"]) == pytest.approx(own["device_s"])
     assert own["device_s"] <= run.summary["duration_s"]
     assert run.steps["device_ns"].notna().sum() == own["steps"] == 526
+
+
+LOF_TABLE = "examples/h200-anchor-a/runs/lof-table_llama-8b_paged"
+
+
+@pytest.mark.parametrize("suffix, steps", [
+    ("_", 526), ("_queue_order=lof_admission=reserve_token_budge-df28db62_", 541),
+])
+def test_the_published_lof_table_runs_recompute_to_their_summaries(suffix, steps):
+    """The README's 8B rows of the table with the longest-output-first row: both paged runs'
+    steps' bound, recomputed from their steps.parquet, is the one they published."""
+    from pathlib import Path
+
+    from bench.results import load_run
+    from bench.roofline import dtype_bytes
+
+    run = load_run(Path(__file__).parents[2] / f"{LOF_TABLE}{suffix}_anchor-a")
+    roof = run.summary["roofline"]
+    ceilings = Ceilings(roof["ceilings"]["bw_bytes_per_s"], roof["ceilings"]["flops_per_s"], "run")
+    shape = ModelShape.from_config(run.manifest["model"]["config"])
+    own = steps_bound(shape, dtype_bytes(run.manifest["model"]["dtype"]), run.steps, ceilings)
+    assert own["t_min_s"] == pytest.approx(roof["steps_bound"]["t_min_s"], rel=1e-12)
+    assert own["steps"] == run.summary["engine"]["steps"] == steps
+
+
+def test_the_published_lof_run_admitted_longest_first_and_never_preempted():
+    """What the README says of the lof + reserve run, read from its own files: requests got
+    their first token in order of their max_new_tokens, largest first (ranks agree almost
+    perfectly; a chunked prompt of a later request can end before an earlier one's), no step
+    preempted, and fewer requests ran at once than under on-demand admission."""
+    from pathlib import Path
+
+    from bench.results import load_run
+
+    root = Path(__file__).parents[2]
+    lof = load_run(root / f"{LOF_TABLE}_queue_order=lof_admission=reserve_token_budge-df28db62__anchor-a")
+    fcfs = load_run(root / f"{LOF_TABLE}__anchor-a")
+    assert lof.manifest["engine"]["options"]["queue_order"] == "lof"
+    assert lof.manifest["engine"]["options"]["admission"] == "reserve"
+    r = lof.requests
+    rank_corr = r["max_new_tokens"].rank().corr(r["first_token_ns"].rank())
+    assert rank_corr < -0.95
+    assert fcfs.requests["max_new_tokens"].rank().corr(fcfs.requests["first_token_ns"].rank()) > -0.3
+    assert lof.steps["preemptions"].sum() == 0
+    assert (lof.summary["engine"]["running_peak"], fcfs.summary["engine"]["running_peak"]) == (186, 255)
