@@ -82,9 +82,15 @@ def test_efficiencies_multiply_to_the_roofline_efficiency():
     assert with_efficiency({**bound, "steps_bound": None}, 4.0)["steps_bound"] is None
 
 
-@pytest.mark.parametrize("name", ["steps-bound_llama-8b", "steps-bound_llama-1b", "steps-bound-repeat_llama-8b",
-                                  "device-timed_llama-8b", "device-timed_llama-1b"])
-def test_the_published_h200_runs_recompute_to_their_summaries(name):
+@pytest.mark.parametrize("name, steps", [
+    *[(f"{run}_paged__anchor-a", 526) for run in ("steps-bound_llama-8b", "steps-bound_llama-1b",
+                                                  "steps-bound-repeat_llama-8b", "device-timed_llama-8b",
+                                                  "device-timed_llama-1b")],
+    # the latest table's two 8B paged rows: the defaults, and lof + reserve + budget 512
+    ("lof-table_llama-8b_paged__anchor-a", 526),
+    ("lof-table_llama-8b_paged_queue_order=lof_admission=reserve_token_budge-df28db62__anchor-a", 541),
+])
+def test_the_published_h200_runs_recompute_to_their_summaries(name, steps):
     """The README's split of the roofline for paged on the H200 comes from these runs: the
     bound recomputed from their steps.parquet with today's code is the one they published."""
     from pathlib import Path
@@ -92,13 +98,13 @@ def test_the_published_h200_runs_recompute_to_their_summaries(name):
     from bench.results import load_run
     from bench.roofline import dtype_bytes, with_efficiency
 
-    run = load_run(Path(__file__).parents[2] / f"examples/h200-anchor-a/runs/{name}_paged__anchor-a")
+    run = load_run(Path(__file__).parents[2] / f"examples/h200-anchor-a/runs/{name}")
     roof = run.summary["roofline"]
     ceilings = Ceilings(roof["ceilings"]["bw_bytes_per_s"], roof["ceilings"]["flops_per_s"], "run")
     shape = ModelShape.from_config(run.manifest["model"]["config"])
     own = steps_bound(shape, dtype_bytes(run.manifest["model"]["dtype"]), run.steps, ceilings)
     assert own["t_min_s"] == pytest.approx(roof["steps_bound"]["t_min_s"], rel=1e-12)
-    assert own["steps"] == run.summary["engine"]["steps"] == 526
+    assert own["steps"] == run.summary["engine"]["steps"] == steps
     redone = with_efficiency({**{k: roof[k] for k in ("t_min_s", "bound", "flops", "bytes", "ceilings")},
                               "steps_bound": own}, run.summary["duration_s"])
     assert redone["steps_bound"]["efficiency"] == pytest.approx(roof["steps_bound"]["efficiency"])
@@ -142,26 +148,6 @@ def test_device_timed_phases_add_up_to_the_device_time():
 
 
 LOF_TABLE = "examples/h200-anchor-a/runs/lof-table_llama-8b_paged"
-
-
-@pytest.mark.parametrize("suffix, steps", [
-    ("_", 526), ("_queue_order=lof_admission=reserve_token_budge-df28db62_", 541),
-])
-def test_the_published_lof_table_runs_recompute_to_their_summaries(suffix, steps):
-    """The README's 8B rows of the table with the longest-output-first row: both paged runs'
-    steps' bound, recomputed from their steps.parquet, is the one they published."""
-    from pathlib import Path
-
-    from bench.results import load_run
-    from bench.roofline import dtype_bytes
-
-    run = load_run(Path(__file__).parents[2] / f"{LOF_TABLE}{suffix}_anchor-a")
-    roof = run.summary["roofline"]
-    ceilings = Ceilings(roof["ceilings"]["bw_bytes_per_s"], roof["ceilings"]["flops_per_s"], "run")
-    shape = ModelShape.from_config(run.manifest["model"]["config"])
-    own = steps_bound(shape, dtype_bytes(run.manifest["model"]["dtype"]), run.steps, ceilings)
-    assert own["t_min_s"] == pytest.approx(roof["steps_bound"]["t_min_s"], rel=1e-12)
-    assert own["steps"] == run.summary["engine"]["steps"] == steps
 
 
 def test_the_published_lof_run_admitted_longest_first_and_never_preempted():
