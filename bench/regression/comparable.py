@@ -12,7 +12,9 @@ Left out on purpose: hostname, OS kernel, Python patch level, memory size and GP
 change between CI runners of the same kind without changing the hardware; the model path
 changes between checkouts; git commit is what a comparison is for; engine options that change
 how a run is observed and not what it computes (OBSERVATION_OPTIONS), so that a baseline
-recorded before such an option existed, or with it set otherwise, stays comparable.
+recorded before such an option existed, or with it set otherwise, stays comparable; and engine
+options added later, when set to the value that computes what runs from before them computed
+(ADDED_OPTIONS), so that an upgrade alone does not make every saved baseline "not comparable".
 """
 
 from __future__ import annotations
@@ -32,6 +34,9 @@ EXPERIMENT_KEYS = (
 )
 # step_timing: CUDA events around each step (StepStats.device_ns); no measurable cost
 OBSERVATION_OPTIONS = ("engine.options.step_timing",)
+# options added after baselines were being recorded -> the value that behaves as runs before
+# them did (arrival order; paged admitting on demand); any other value is another experiment
+ADDED_OPTIONS = {"engine.options.queue_order": "fcfs", "engine.options.admission": "on-demand"}
 ENVIRONMENT_KEYS = (
     "harness.version",
     "machine.cpu",
@@ -80,6 +85,9 @@ def identity_of(manifest: dict) -> Identity:
     experiment = _flat(manifest, EXPERIMENT_KEYS)
     for key in OBSERVATION_OPTIONS:
         experiment.pop(key, None)
+    for key, before in ADDED_OPTIONS.items():
+        if experiment.get(key) == before:
+            del experiment[key]
     return Identity(experiment, _flat(manifest, ENVIRONMENT_KEYS))
 
 

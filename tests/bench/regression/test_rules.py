@@ -141,6 +141,17 @@ def test_what_makes_runs_incomparable():
     for timing in (True, False):
         timed = identity_of(manifest(engine__options={"block_size": 16, "max_batch": 8, "step_timing": timing}))
         assert timed == base
+    # options added later: at the value that computes what older runs computed they are the
+    # same experiment as a baseline from before them; at any other value they are not
+    upgraded = identity_of(manifest(engine__options={"block_size": 16, "max_batch": 8, "queue_order": "fcfs",
+                                                     "admission": "on-demand"}))
+    assert upgraded == base
+    lof = identity_of(manifest(engine__options={"block_size": 16, "max_batch": 8, "queue_order": "lof",
+                                                "admission": "reserve"}))
+    assert differences(base.experiment, lof.experiment) == [
+        "engine.options.admission: None (baseline) vs 'reserve' (current)",
+        "engine.options.queue_order: None (baseline) vs 'lof' (current)",
+    ]
 
 
 def test_spread():
