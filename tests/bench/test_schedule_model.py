@@ -98,3 +98,20 @@ def test_a_bad_engine_option_is_named(tmp_path):
 
     with pytest.raises(ConfigError, match="option queue_order must be one of fcfs, lof, got 'sjf'"):
         main([str(RUNS / TABLE.format("paged")), "--engines", "paged:queue_order=sjf"])
+
+
+def test_an_open_loop_replay_waits_for_arrivals(measured):
+    """Requests join when the predicted clock reaches their arrival: at 2 requests/s the
+    run cannot end before its last arrival, and an offline replay of the same requests
+    (all at t = 0) is much shorter."""
+    options, cost, _ = measured
+    workload = build_workload("synthetic:num_requests=20,prompt=uniform(64,256),output=uniform(16,64),"
+                              "arrival=poisson(2)", vocab_size=128256, max_model_len=1536)
+    assert workload.mode == "open"
+    resolved = options_for(options, {}, options["kv_bytes_per_token"])
+    online = replay("paged", resolved, workload.requests, 128256, cost, offline=False)
+    offline = replay("paged", resolved, workload.requests, 128256, cost, offline=True)
+    last = max(r.arrival_s for r in workload.requests)
+    assert last > 3 and online.time_s >= last
+    assert offline.time_s < last / 3
+    assert online.output_tokens == offline.output_tokens == sum(r.max_new_tokens for r in workload.requests)
