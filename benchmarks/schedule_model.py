@@ -10,7 +10,8 @@ where m0 is the step size below which a step costs what reading every weight cos
 context_tokens is the K/V the step reads, and prompt_pairs is the query-key pairs of its
 prompt chunks. It then replays in-repo engine configurations over the run's workload, through
 the real policies and step loop, with a runner that computes nothing (no model, no device:
-seconds on a CPU), and costs every step they choose.
+seconds on a CPU), and costs every step they choose: the run's time and output tok/s, and
+each request's predicted TTFT and TPOT (percentiles, as METRICS.md defines them).
 
 It predicts schedules, not kernels: the order, size and number of steps a configuration
 chooses, priced at the measured machine's rates. A change to what a step costs (other
@@ -119,6 +120,8 @@ class Prediction:
     preemptions: int
     recomputed_tokens: int
     output_tokens: int
+    ttft_ms: np.ndarray  # per request: first token's predicted time - arrival (METRICS.md)
+    tpot_ms: np.ndarray  # per request with 2+ tokens: (last - first) / (tokens - 1)
 
     @property
     def output_tok_per_s(self) -> float:
@@ -135,7 +138,9 @@ def replay(engine: str, options: ResolvedOptions, requests, vocab_size: int, cos
     policy_cls, make_kv = LADDER[engine]
     eng = LLMEngine(engine, policy_cls(options, make_kv(options)), _NoModel(), vocab_size, {})
     pending = sorted(requests, key=lambda r: 0.0 if offline else r.arrival_s)
-    clock_ms, steps, preempted, recomputed, out = 0.0, 0, 0, 0, 0
+    arrival_ms = {r.id: 0.0 if offline else r.arrival_s * 1e3 for r in requests}
+    first_ms, last_ms, count = {}, {}, {}
+    clock_ms, steps, preempted, recomputed = 0.0, 0, 0, 0
     i = 0
     while i < len(pending) or eng.has_unfinished():
         while i < len(pending) and (offline or pending[i].arrival_s * 1e3 <= clock_ms):
@@ -146,17 +151,27 @@ def replay(engine: str, options: ResolvedOptions, requests, vocab_size: int, cos
             continue
         result = eng.step()
         s = result.stats
-        out += sum(len(e.token_ids) for e in result.events)
-        if s.num_seqs == 0:
-            continue
-        frame = pd.DataFrame([{k: getattr(s, k) for k in (
-            "prefill_tokens", "decode_tokens", "padded_tokens", "wasted_decode_tokens",
-            "context_tokens", "attention_pairs", "num_seqs")}])
-        clock_ms += float(cost.ms(*step_features(frame))[0])
-        steps += 1
-        preempted += s.preemptions
-        recomputed += s.recomputed_tokens
-    return Prediction(clock_ms / 1e3, steps, preempted, recomputed, out)
+        step_ms = 0.0
+        if s.num_seqs:
+            frame = pd.DataFrame([{k: getattr(s, k) for k in (
+                "prefill_tokens", "decode_tokens", "padded_tokens", "wasted_decode_tokens",
+                "context_tokens", "attention_pairs", "num_seqs")}])
+            step_ms = float(cost.ms(*step_features(frame))[0])
+            steps += 1
+            preempted += s.preemptions
+            recomputed += s.recomputed_tokens
+        # with async scheduling a call returns the tokens of the step before, which ended as
+        # this one started; without, its own step's tokens
+        at = clock_ms if options.async_scheduling else clock_ms + step_ms
+        for event in result.events:
+            if event.token_ids:
+                first_ms.setdefault(event.request_id, at)
+                last_ms[event.request_id] = at
+                count[event.request_id] = count.get(event.request_id, 0) + len(event.token_ids)
+        clock_ms += step_ms
+    ttft = np.array([first_ms[r] - arrival_ms[r] for r in first_ms])
+    tpot = np.array([(last_ms[r] - first_ms[r]) / (count[r] - 1) for r in first_ms if count[r] > 1])
+    return Prediction(clock_ms / 1e3, steps, preempted, recomputed, sum(count.values()), ttft, tpot)
 
 
 def options_for(run_options: dict, spec_options: dict, kv_bytes_per_token: int) -> ResolvedOptions:
@@ -167,6 +182,11 @@ def options_for(run_options: dict, spec_options: dict, kv_bytes_per_token: int) 
     opts = EngineOptions.from_kwargs("replay", {**base, **spec_options})
     return resolve(opts, model_max_len=opts.max_model_len, kv_bytes_per_token=kv_bytes_per_token,
                    device=torch.device("cpu"))
+
+
+def _pair(row: dict, name: str, digits: int) -> str:
+    p50, p99 = row[f"{name}_ms_50"], row[f"{name}_ms_99"]
+    return "-" if p50 is None else f"{p50:,.{digits}f} / {p99:,.{digits}f}"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -204,12 +224,15 @@ def main(argv: list[str] | None = None) -> int:
         options = options_for(run_options, spec_.options, run_options["kv_bytes_per_token"])
         p = replay(spec_.name, options, workload.requests, vocab, cost, offline)
         rows.append(dict(engine=text, predicted_s=p.time_s, output_tok_per_s=p.output_tok_per_s, steps=p.steps,
-                         preemptions=p.preemptions, recomputed_tokens=p.recomputed_tokens))
+                         preemptions=p.preemptions, recomputed_tokens=p.recomputed_tokens,
+                         **{f"{name}_ms_{q}": float(np.percentile(values, q)) if len(values) else None
+                            for name, values in (("ttft", p.ttft_ms), ("tpot", p.tpot_ms)) for q in (50, 99)}))
     width = max(len(r["engine"]) for r in rows)
-    print(f"{'engine':<{width}}  {'predicted s':>11}  {'out tok/s':>10}  {'steps':>6}  {'preempt':>7}  {'recomputed':>10}")
+    print(f"{'engine':<{width}}  {'predicted s':>11}  {'out tok/s':>10}  {'steps':>6}  {'preempt':>7}  "
+          f"{'recomputed':>10}  {'TTFT p50/p99 ms':>17}  {'TPOT p50/p99 ms':>15}")
     for r in rows:
         print(f"{r['engine']:<{width}}  {r['predicted_s']:>11.2f}  {r['output_tok_per_s']:>10,.0f}  {r['steps']:>6}  "
-              f"{r['preemptions']:>7}  {r['recomputed_tokens']:>10}")
+              f"{r['preemptions']:>7}  {r['recomputed_tokens']:>10}  {_pair(r, 'ttft', 0):>17}  {_pair(r, 'tpot', 1):>15}")
     if args.json:
         Path(args.json).write_text(json.dumps({"cost": cost.__dict__, "rows": rows}, indent=1))
     return 0

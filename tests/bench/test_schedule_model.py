@@ -81,6 +81,10 @@ def test_the_replay_chooses_the_steps_the_engines_chose_on_the_gpu(measured, eng
     assert p.output_tokens == summary["output_tokens"] == 65_940
     if run.startswith("lof-table_llama-8b_paged"):  # the machine and step shapes the cost was fitted to
         assert p.output_tok_per_s == pytest.approx(summary["output_tok_per_s"], rel=0.02)
+    if run.startswith("lof-table") and engine != "naive":  # the latencies too, on the fitted machine
+        for name, values in (("ttft_ms", p.ttft_ms), ("tpot_ms", p.tpot_ms)):
+            for q in (50, 99):
+                assert np.percentile(values, q) == pytest.approx(summary[name][f"p{q}"], rel=0.07), (name, q)
 
 
 def test_main_prints_and_writes_the_rows(tmp_path, capsys):
