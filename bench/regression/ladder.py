@@ -53,7 +53,7 @@ DEFAULT_RULES: tuple[RatioRule, ...] = (
     RatioRule("output_tok_per_s", "continuous", "static", min=1.1,
               why="continuous refills a freed slot at the next step"),
     RatioRule("output_tok_per_s", "paged", "continuous", min=0.8,
-              why="paging costs little per step (a noisy ratio on CPU: runs here gave 0.95-1.04)"),
+              why="paging costs little per step (a noisy ratio on CPU: single runs gave 0.83-1.22, medians of three 1.04)"),
     RatioRule("padded_tokens", "naive", "static", min=2, why="only naive pads"),
     RatioRule("wasted_decode_tokens", "naive", "static", min=2,
               why="only naive computes finished rows"),
