@@ -199,11 +199,17 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     run = Path(args.run)
+    missing = [n for n in ("manifest.json", "summary.json", "steps.parquet") if not (run / n).is_file()]
+    if missing:
+        raise SystemExit(f"{run}: not a complete result directory, missing {', '.join(missing)}")
     manifest = json.loads((run / "manifest.json").read_text())
     summary = json.loads((run / "summary.json").read_text())
+    engine, model = manifest["engine"], manifest["model"]
+    if engine.get("kind") != "in-repo":
+        raise SystemExit(f"{run}/manifest.json: engine {engine.get('name')!r} is a {engine.get('kind')} engine; "
+                         "the schedule model needs a run of an in-repo engine (its steps and options)")
     steps = pd.read_parquet(run / "steps.parquet")
     cost = fit(steps)
-    engine, model = manifest["engine"], manifest["model"]
     run_options = engine["options"]
     vocab = model["config"]["vocab_size"]
     spec = args.workload or manifest["workload"]["spec"]

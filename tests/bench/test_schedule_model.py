@@ -119,3 +119,14 @@ def test_an_open_loop_replay_waits_for_arrivals(measured):
     assert last > 3 and online.time_s >= last
     assert offline.time_s < last / 3
     assert online.output_tokens == offline.output_tokens == sum(r.max_new_tokens for r in workload.requests)
+
+
+def test_a_peer_run_or_an_incomplete_folder_is_refused_by_name(tmp_path):
+    peer = RUNS / "lof-table_llama-8b_hf-cb__anchor-a"
+    with pytest.raises(SystemExit, match="missing steps.parquet"):
+        main([str(peer)])
+    for name in ("manifest.json", "summary.json"):
+        (tmp_path / name).write_text((peer / name).read_text())
+    pd.DataFrame({"step": [0]}).to_parquet(tmp_path / "steps.parquet")
+    with pytest.raises(SystemExit, match="engine 'hf-cb' is a peer engine; the schedule model needs a run of an in-repo"):
+        main([str(tmp_path)])
