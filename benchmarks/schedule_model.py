@@ -58,15 +58,14 @@ class StepCost:
         return self.a + self.b * np.maximum(tokens, self.m0) + self.c * context_tokens + self.d * prompt_pairs
 
 
-def step_features(steps: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(tokens, context_tokens, prompt_pairs) per step. A step's attention_pairs are its
+def step_features(steps) -> tuple:
+    """(tokens, context_tokens, prompt_pairs): of every step of a steps.parquet frame, or of
+    one step given as a mapping (a StepStats' __dict__). A step's attention_pairs are its
     context plus one per chunk (engines.core.engine._count) plus what prompt chunks score
     beyond that."""
-    tokens = (steps["prefill_tokens"] + steps["decode_tokens"] + steps["padded_tokens"]
-              + steps["wasted_decode_tokens"]).to_numpy(float)
-    context = steps["context_tokens"].to_numpy(float)
-    pairs = (steps["attention_pairs"] - steps["context_tokens"] - steps["num_seqs"]).clip(lower=0).to_numpy(float)
-    return tokens, context, pairs
+    tokens = steps["prefill_tokens"] + steps["decode_tokens"] + steps["padded_tokens"] + steps["wasted_decode_tokens"]
+    pairs = np.maximum(steps["attention_pairs"] - steps["context_tokens"] - steps["num_seqs"], 0)
+    return np.asarray(tokens, float), np.asarray(steps["context_tokens"], float), np.asarray(pairs, float)
 
 
 def fit(steps: pd.DataFrame) -> StepCost:
@@ -153,10 +152,7 @@ def replay(engine: str, options: ResolvedOptions, requests, vocab_size: int, cos
         s = result.stats
         step_ms = 0.0
         if s.num_seqs:
-            frame = pd.DataFrame([{k: getattr(s, k) for k in (
-                "prefill_tokens", "decode_tokens", "padded_tokens", "wasted_decode_tokens",
-                "context_tokens", "attention_pairs", "num_seqs")}])
-            step_ms = float(cost.ms(*step_features(frame))[0])
+            step_ms = float(cost.ms(*step_features(vars(s))))
             steps += 1
             preempted += s.preemptions
             recomputed += s.recomputed_tokens

@@ -6,7 +6,6 @@ from __future__ import annotations
 import pytest
 
 from engines.core.build import build_engine
-from engines.core.sequence import Status
 from engines.request import ConfigError, Request
 from tests.engines.fakes import fake_engine, fake_token
 from tests.engines.test_paged_policy import _running
@@ -127,9 +126,9 @@ def test_reserve_admission_is_paged_only(name):
         build_engine(name, "tiny", device="cpu", admission="reserve")
 
 
-def test_seq_status_after_reserve_run_is_finished():
+def test_lof_and_reserve_together_run_every_request_to_its_end():
     engine = fake_engine("paged", admission="reserve", queue_order="lof")
     requests = [_request(f"r{i}", 3 + i, 1 + i) for i in range(4)]
-    tokens, _, _, _ = _run_all(engine, requests)
+    tokens, preemptions, _, _ = _run_all(engine, requests)
     assert tokens == {r.id: [fake_token(r.id, i) for i in range(r.max_new_tokens)] for r in requests}
-    assert all(s.status is Status.FINISHED for s in engine._seqs.values()) and not engine._seqs
+    assert preemptions == 0 and not engine._seqs and engine.kv.is_idle()
